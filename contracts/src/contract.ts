@@ -1,0 +1,147 @@
+import { initContract } from '@ts-rest/core';
+import { z } from 'zod';
+import {
+  AddGatewayBody,
+  AddGatewayResponse,
+  AllocatedNotice,
+  AllocationHistoryResponse,
+  BearerHeaders,
+  ConfigBody,
+  ConfigResponse,
+  ErrorBody,
+  Health,
+  LeaseBody,
+  LeaseResponse,
+  ReadyBody,
+  ReadyResponse,
+  RestartBody,
+  RestartResponse,
+  StartBody,
+  StartResponse,
+  StatusResponse,
+  StopBody,
+  StopResponse,
+  Uuid,
+  Whoami,
+} from './schemas.js';
+
+const c = initContract();
+
+/** Statuses any route can answer before its handler runs: bad input, oversize body, wrong content type, a bug. */
+const common = { 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 500: ErrorBody };
+const authed = { ...common, 401: ErrorBody, 403: ErrorBody };
+
+/** Ganymede, the control plane. Gateways, users and operators call it. */
+export const ganymedeContract = c.router(
+  {
+    start: {
+      method: 'POST',
+      path: '/gateway/start',
+      summary: "A user asks for its organization's gateway (user token).",
+      headers: BearerHeaders,
+      body: StartBody,
+      responses: { ...authed, 200: StartResponse, 201: StartResponse, 503: ErrorBody },
+    },
+    config: {
+      method: 'POST',
+      path: '/gateway/config',
+      summary: 'A gateway asks for its live allocation (gateway token).',
+      headers: BearerHeaders,
+      body: ConfigBody,
+      responses: { ...authed, 200: ConfigResponse, 404: ErrorBody },
+    },
+    ready: {
+      method: 'POST',
+      path: '/gateway/ready',
+      summary: 'A gateway process says it is up, idle or serving (and so reclaiming) an allocation (gateway token).',
+      headers: BearerHeaders,
+      body: ReadyBody,
+      responses: { ...authed, 200: ReadyResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    lease: {
+      method: 'POST',
+      path: '/gateway/lease',
+      summary:
+        'A gateway process renews its liveness lease (gateway token). Fenced: a process superseded by a newer one, or serving an ended allocation or a stale epoch, is refused (409) and must stop serving.',
+      headers: BearerHeaders,
+      body: LeaseBody,
+      responses: { ...authed, 200: LeaseResponse, 409: ErrorBody },
+    },
+    stop: {
+      method: 'POST',
+      path: '/gateway/stop',
+      summary: 'End the allocation (organization token).',
+      headers: BearerHeaders,
+      body: StopBody,
+      responses: { ...authed, 200: StopResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    restart: {
+      method: 'POST',
+      path: '/gateway/restart',
+      summary: 'Keep the allocation, marked restarting, until the restarted gateway reclaims it (organization token).',
+      headers: BearerHeaders,
+      body: RestartBody,
+      responses: { ...authed, 200: RestartResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    addGateway: {
+      method: 'POST',
+      path: '/admin/gateways',
+      summary: 'Register a gateway by its URL; answers its id and token (admin token).',
+      headers: BearerHeaders,
+      body: AddGatewayBody,
+      responses: { ...authed, 201: AddGatewayResponse },
+    },
+    status: {
+      method: 'GET',
+      path: '/admin/status',
+      summary: 'The pool: every gateway with its live allocation, if any (admin token).',
+      headers: BearerHeaders,
+      responses: { ...authed, 200: StatusResponse },
+    },
+    allocation: {
+      method: 'GET',
+      path: '/admin/allocations/:allocation_id',
+      summary: 'One allocation with its audit trail (admin token).',
+      pathParams: z.object({ allocation_id: Uuid }),
+      headers: BearerHeaders,
+      responses: { ...authed, 200: AllocationHistoryResponse, 404: ErrorBody },
+    },
+  },
+  { strictStatusCodes: true },
+);
+
+/** The gateway process. Ganymede and users call it. */
+export const gatewayContract = c.router(
+  {
+    healthz: {
+      method: 'GET',
+      path: '/healthz',
+      responses: { ...common, 200: Health },
+    },
+    whoami: {
+      method: 'GET',
+      path: '/whoami',
+      summary: 'Which organization and allocation this process serves, at which epoch (nulls when idle).',
+      responses: { ...common, 200: Whoami },
+    },
+    serve: {
+      method: 'GET',
+      path: '/orgs/:organization_id',
+      summary: "The organization's traffic: 200 only while this process serves that organization.",
+      pathParams: z.object({ organization_id: Uuid }),
+      responses: { ...common, 200: Whoami, 404: ErrorBody, 503: ErrorBody },
+    },
+    allocated: {
+      method: 'POST',
+      path: '/allocated',
+      summary:
+        'Ganymede tells an idle gateway it was just allocated. The gateway trusts nothing in the notice: it asks /gateway/config and claims with /gateway/ready, then answers.',
+      body: AllocatedNotice,
+      responses: { ...common, 200: Whoami, 409: ErrorBody, 503: ErrorBody },
+    },
+  },
+  { strictStatusCodes: true },
+);
+
+export type GanymedeContract = typeof ganymedeContract;
+export type GatewayContract = typeof gatewayContract;

@@ -1,0 +1,163 @@
+/**
+ * Example requests and responses for every route and every declared status.
+ * Both packages' contract tests use them: Ganymede's tests check it answers each status with this shape,
+ * the gateway's tests serve them to its client. `examples.test.ts` checks each one against the contract.
+ */
+import type { ErrorBody } from './schemas.js';
+
+const GATEWAY = '8f7c2a3e-1b4d-4c6e-9a0f-2d3b4c5d6e7f';
+const ORG = '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6e';
+const ALLOCATION = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+const INSTANCE = '0f9e8d7c-6b5a-4c3d-9e1f-0a1b2c3d4e5f';
+const AT = '2026-11-24T09:00:00.000Z';
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJvcmdhbml6YXRpb24ifQ.c2lnbmF0dXJl';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+const err = (error: ErrorBody['error'], message: string): ErrorBody => ({ error, message });
+const badRequest = err('bad_request', 'body.organization_id: Invalid uuid');
+const tooLarge = err('payload_too_large', 'request body is larger than 65536 bytes');
+const badType = err('unsupported_media_type', 'content type text/plain is not supported; send application/json');
+const internal = err('internal', 'internal error');
+const common = { 400: badRequest, 413: tooLarge, 415: badType, 500: internal };
+const authed = {
+  ...common,
+  401: err('unauthorized', 'missing or invalid bearer token'),
+  403: err('forbidden', 'this token may not act on that allocation'),
+};
+
+const allocation = { allocation_id: ALLOCATION, organization_id: ORG, gateway_id: GATEWAY };
+const whoami = { ...allocation, epoch: 2, pid: 4242, started_at: AT };
+
+export const ids = { GATEWAY, ORG, ALLOCATION, INSTANCE, TOKEN };
+
+export const ganymedeExamples = {
+  start: {
+    request: { headers: auth, body: { organization_id: ORG } },
+    responses: {
+      ...authed,
+      200: { ...allocation, gateway_url: 'http://127.0.0.1:4101', state: 'restarting', epoch: 3 },
+      201: { ...allocation, gateway_url: 'http://127.0.0.1:4101', state: 'active', epoch: 1 },
+      503: err('no_gateway_available', 'no ready gateway is free'),
+    },
+  },
+  config: {
+    request: { headers: auth, body: {} },
+    responses: {
+      ...authed,
+      200: { ...allocation, organization_token: TOKEN, state: 'restarting', epoch: 2, restart_deadline: AT },
+      404: err('no_allocation', 'this gateway holds no live allocation'),
+    },
+  },
+  ready: {
+    request: { headers: auth, body: { allocation_id: ALLOCATION, instance_id: INSTANCE } },
+    responses: {
+      ...authed,
+      200: {
+        gateway_id: GATEWAY,
+        allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 3 },
+        reclaimed: true,
+        lease: { expires_at: AT, seconds: 10 },
+      },
+      404: err('allocation_not_found', 'no such allocation'),
+      409: err('allocation_ended', 'the allocation has ended'),
+    },
+  },
+  lease: {
+    request: { headers: auth, body: { instance_id: INSTANCE, allocation_id: ALLOCATION, epoch: 3 } },
+    responses: {
+      ...authed,
+      200: {
+        lease: { expires_at: AT, seconds: 10 },
+        allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 3 },
+      },
+      409: err('superseded', 'another process of this gateway said ready after this one'),
+    },
+  },
+  stop: {
+    request: { headers: auth, body: { reason: 'stop', epoch: 2 } },
+    responses: {
+      ...authed,
+      200: { allocation_id: ALLOCATION, state: 'ended', epoch: 2, ended_at: AT, ended_reason: 'stop' },
+      404: err('allocation_not_found', 'no such allocation'),
+      409: err('stale_epoch', 'epoch 1 is stale: the allocation is at epoch 2'),
+    },
+  },
+  restart: {
+    request: { headers: auth, body: { reason: 'reload', epoch: 2, grace_seconds: 30 } },
+    responses: {
+      ...authed,
+      200: { allocation_id: ALLOCATION, state: 'restarting', epoch: 2, restart_deadline: AT },
+      404: err('allocation_not_found', 'no such allocation'),
+      409: err('stale_epoch', 'epoch 1 is stale: the allocation is at epoch 2'),
+    },
+  },
+  addGateway: {
+    request: { headers: auth, body: { url: 'http://127.0.0.1:4101' } },
+    responses: { ...authed, 201: { gateway_id: GATEWAY, token: TOKEN } },
+  },
+  status: {
+    request: { headers: auth },
+    responses: {
+      ...authed,
+      200: {
+        gateways: [
+          {
+            gateway_id: GATEWAY,
+            url: 'http://127.0.0.1:4101',
+            ready: true,
+            ready_at: AT,
+            allocation_id: ALLOCATION,
+            organization_id: ORG,
+            state: 'active',
+            epoch: 2,
+            restart_deadline: null,
+            since: AT,
+          },
+        ],
+      },
+    },
+  },
+  allocation: {
+    request: { headers: auth, params: { allocation_id: ALLOCATION } },
+    responses: {
+      ...authed,
+      200: {
+        ...allocation,
+        state: 'ended',
+        epoch: 2,
+        ended_at: AT,
+        ended_reason: 'stop',
+        events: [
+          { kind: 'allocated', reason: null, epoch: 1, at: AT },
+          { kind: 'restart_requested', reason: 'reload', epoch: 1, at: AT },
+          { kind: 'reclaimed', reason: 'restart', epoch: 2, at: AT },
+          { kind: 'stopped', reason: 'stop', epoch: 2, at: AT },
+        ],
+      },
+      404: err('allocation_not_found', 'no such allocation'),
+    },
+  },
+} as const;
+
+export const gatewayExamples = {
+  healthz: { request: {}, responses: { ...common, 200: { status: 'ok', serving: true } } },
+  whoami: { request: {}, responses: { ...common, 200: whoami } },
+  serve: {
+    request: { params: { organization_id: ORG } },
+    responses: {
+      ...common,
+      200: whoami,
+      404: err('not_found', 'this gateway does not serve that organization'),
+      503: err('not_ready', 'the gateway is starting or shutting down'),
+    },
+  },
+  allocated: {
+    request: { body: { allocation_id: ALLOCATION } },
+    responses: {
+      ...common,
+      200: whoami,
+      409: err('allocation_ended', 'Ganymede holds no such allocation for this gateway'),
+      503: err('not_ready', 'the gateway is starting or shutting down'),
+    },
+  },
+} as const;

@@ -1,0 +1,3 @@
+export * from './schemas.js';
+export * from './contract.js';
+export * from './examples.js';

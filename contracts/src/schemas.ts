@@ -1,0 +1,226 @@
+import { z } from 'zod';
+
+/** Shutdown reasons a gateway's signal handler supplies. A restart keeps the allocation; a stop ends it. */
+export const RESTART_REASONS = ['reload', 'deploy', 'restart'] as const;
+export const STOP_REASONS = ['stop', 'idle', 'decommission'] as const;
+export const RestartReason = z.enum(RESTART_REASONS);
+export const StopReason = z.enum(STOP_REASONS);
+export type RestartReason = z.infer<typeof RestartReason>;
+export type StopReason = z.infer<typeof StopReason>;
+export type ShutdownReason = RestartReason | StopReason;
+
+export const isRestartReason = (reason: string): reason is RestartReason =>
+  (RESTART_REASONS as readonly string[]).includes(reason);
+
+/** Why an allocation ended: a stop reason, or a decision Ganymede took on its own. */
+export const EndedReason = z.enum([...STOP_REASONS, 'restart_timeout', 'gateway_unreachable', 'lease_expired', 'crash_loop']);
+export type EndedReason = z.infer<typeof EndedReason>;
+
+export const LiveState = z.enum(['active', 'restarting']);
+export const AllocationState = z.enum(['active', 'restarting', 'ended']);
+export type AllocationState = z.infer<typeof AllocationState>;
+
+export const Uuid = z.string().uuid();
+export const Epoch = z.number().int().min(1).max(2_147_483_647);
+export const Timestamp = z.string().datetime({ offset: true });
+export const HttpUrl = z
+  .string()
+  .max(2048)
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+
+/** The one error body every route answers with. `error` is a stable code from ERROR_CODES. */
+export const ERROR_CODES = [
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'no_allocation',
+  'allocation_not_found',
+  'allocation_ended',
+  'stale_epoch',
+  'superseded',
+  'not_found',
+  'no_gateway_available',
+  'not_ready',
+  'payload_too_large',
+  'unsupported_media_type',
+  'internal',
+] as const;
+export const ErrorCode = z.enum(ERROR_CODES);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+export const ErrorBody = z.object({ error: ErrorCode, message: z.string() });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const BearerHeaders = z.object({
+  authorization: z.string().regex(/^Bearer \S+$/, 'expected "Bearer <token>"'),
+});
+
+/** Every body is a JSON object whose unknown keys are refused: a typo must not pass silently. */
+export const StartBody = z.object({ organization_id: Uuid }).strict();
+
+export const StartResponse = z.object({
+  allocation_id: Uuid,
+  gateway_id: Uuid,
+  gateway_url: HttpUrl,
+  organization_id: Uuid,
+  state: LiveState,
+  epoch: Epoch,
+});
+
+export const ConfigBody = z.object({}).strict();
+
+/** Keeps upstream's top-level `organization_id`, `gateway_id`, `organization_token` so older gateways still read it. */
+export const ConfigResponse = z.object({
+  gateway_id: Uuid,
+  organization_id: Uuid,
+  organization_token: z.string(),
+  allocation_id: Uuid,
+  state: LiveState,
+  epoch: Epoch,
+  restart_deadline: Timestamp.nullable(),
+});
+
+export const ReadyBody = z
+  .object({
+    /** The allocation this process now serves (from /gateway/config), or null when it comes up idle. */
+    allocation_id: Uuid.nullable(),
+    /** Identifies this process: a repeated /ready from the same process does not bump the epoch. */
+    instance_id: Uuid.optional(),
+  })
+  .strict();
+
+export const ServedAllocation = z.object({
+  allocation_id: Uuid,
+  organization_id: Uuid,
+  state: LiveState,
+  epoch: Epoch,
+});
+export type ServedAllocation = z.infer<typeof ServedAllocation>;
+
+/** A gateway's liveness lease. `expires_at` is null until the process renews it once (older gateways never do). */
+export const Lease = z.object({
+  expires_at: Timestamp.nullable(),
+  /** Renew well within this (a third of it, with jitter). */
+  seconds: z.number().int().positive(),
+});
+
+export const ReadyResponse = z.object({
+  gateway_id: Uuid,
+  /** What the gateway holds after this call: the allocation it claimed, or one it was given meanwhile. */
+  allocation: ServedAllocation.nullable(),
+  reclaimed: z.boolean(),
+  lease: Lease,
+});
+
+export const LeaseBody = z
+  .object({
+    instance_id: Uuid,
+    /** The allocation this process serves (null when idle) and its epoch: a renewal is fenced by both. */
+    allocation_id: Uuid.nullable(),
+    epoch: Epoch.optional(),
+  })
+  .strict();
+
+export const LeaseResponse = z.object({
+  lease: Lease,
+  /** The gateway's live allocation: for an idle process, one it was given and must claim. */
+  allocation: ServedAllocation.nullable(),
+});
+
+export const StopBody = z
+  .object({
+    reason: StopReason,
+    /** Omitted by older gateways: then no fencing check is made. */
+    epoch: Epoch.optional(),
+    allocation_id: Uuid.optional(),
+  })
+  .strict();
+
+export const StopResponse = z.object({
+  allocation_id: Uuid,
+  state: z.literal('ended'),
+  epoch: Epoch,
+  ended_at: Timestamp,
+  ended_reason: EndedReason,
+});
+
+export const RestartBody = z
+  .object({
+    reason: RestartReason,
+    epoch: Epoch.optional(),
+    allocation_id: Uuid.optional(),
+    /** The gateway may ask for less than Ganymede's grace, never more. */
+    grace_seconds: z.number().int().min(1).max(86_400).optional(),
+  })
+  .strict();
+
+export const RestartResponse = z.object({
+  allocation_id: Uuid,
+  state: z.literal('restarting'),
+  epoch: Epoch,
+  restart_deadline: Timestamp,
+});
+
+export const AddGatewayBody = z.object({ url: HttpUrl }).strict();
+export const AddGatewayResponse = z.object({ gateway_id: Uuid, token: z.string() });
+
+export const PoolEntry = z.object({
+  gateway_id: Uuid,
+  url: HttpUrl,
+  ready: z.boolean(),
+  ready_at: Timestamp.nullable(),
+  allocation_id: Uuid.nullable(),
+  organization_id: Uuid.nullable(),
+  state: z.enum(['idle', 'active', 'restarting']),
+  epoch: Epoch.nullable(),
+  restart_deadline: Timestamp.nullable(),
+  since: Timestamp,
+});
+export type PoolEntry = z.infer<typeof PoolEntry>;
+export const StatusResponse = z.object({ gateways: z.array(PoolEntry) });
+
+export const AllocationEvent = z.object({
+  kind: z.enum([
+    'allocated',
+    'restart_requested',
+    'reclaimed',
+    'stopped',
+    'restart_timed_out',
+    'rolled_back',
+    'lease_expired',
+    'crash_loop',
+  ]),
+  reason: z.string().nullable(),
+  epoch: Epoch,
+  at: Timestamp,
+});
+export type AllocationEvent = z.infer<typeof AllocationEvent>;
+export const AllocationHistoryResponse = z.object({
+  allocation_id: Uuid,
+  gateway_id: Uuid,
+  organization_id: Uuid,
+  state: AllocationState,
+  epoch: Epoch,
+  ended_at: Timestamp.nullable(),
+  ended_reason: EndedReason.nullable(),
+  events: z.array(AllocationEvent),
+});
+
+// Gateway API
+
+export const Whoami = z.object({
+  gateway_id: Uuid,
+  organization_id: Uuid.nullable(),
+  allocation_id: Uuid.nullable(),
+  epoch: Epoch.nullable(),
+  pid: z.number().int().positive(),
+  started_at: Timestamp,
+});
+export type Whoami = z.infer<typeof Whoami>;
+
+export const Health = z.object({
+  status: z.literal('ok'),
+  serving: z.boolean(),
+});
+
+export const AllocatedNotice = z.object({ allocation_id: Uuid }).strict();

@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+/**
+ * `ganymede serve | gateway add | token user | status`. Operators' commands talk to a running server
+ * over HTTP with an admin token minted from the signing key (the embedded database has one owner: the server).
+ */
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ganymedeContract } from '@ganymede/contracts';
+import { initClient } from '@ts-rest/core';
+import { loadSigningKey, Tokens } from './auth.js';
+import { createGanymede, DEFAULTS } from './ganymede.js';
+
+const USAGE = `usage:
+  ganymede serve [--port 4000] [--host 127.0.0.1] [--data-dir DIR | --memory | --database-url postgres://…]
+                 [--schema NAME] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
+                 [--crash-loop-limit 5] [--crash-loop-window-seconds 300]
+  ganymede gateway add --url URL [--json]
+  ganymede token user --organization UUID [--user ID] [--json]
+  ganymede status [--json]
+
+common: --data-dir DIR (default .ganymede; holds the database and signing key), --ganymede-url URL
+environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
+  GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
+  GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS`;
+
+class UsageError extends Error {}
+
+const env = process.env;
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    port: { type: 'string', default: env.GANYMEDE_PORT ?? '4000' },
+    host: { type: 'string', default: env.GANYMEDE_HOST ?? '127.0.0.1' },
+    'data-dir': { type: 'string', default: env.GANYMEDE_DATA_DIR ?? '.ganymede' },
+    memory: { type: 'boolean', default: false },
+    'database-url': { type: 'string', default: env.DATABASE_URL },
+    schema: { type: 'string', default: env.GANYMEDE_DB_SCHEMA },
+    grace: { type: 'string', default: env.GANYMEDE_RESTART_GRACE_SECONDS ?? String(DEFAULTS.restartGraceSeconds) },
+    'reaper-interval-ms': { type: 'string', default: env.GANYMEDE_REAPER_INTERVAL_MS ?? String(DEFAULTS.reaperIntervalMs) },
+    'notify-timeout-ms': { type: 'string', default: env.GANYMEDE_NOTIFY_TIMEOUT_MS ?? String(DEFAULTS.notifyTimeoutMs) },
+    'lease-seconds': { type: 'string', default: env.GANYMEDE_LEASE_SECONDS ?? String(DEFAULTS.leaseSeconds) },
+    'lease-grace-seconds': { type: 'string', default: env.GANYMEDE_LEASE_GRACE_SECONDS ?? String(DEFAULTS.leaseGraceSeconds) },
+    'crash-loop-limit': { type: 'string', default: env.GANYMEDE_CRASH_LOOP_LIMIT ?? String(DEFAULTS.crashLoopLimit) },
+    'crash-loop-window-seconds': {
+      type: 'string',
+      default: env.GANYMEDE_CRASH_LOOP_WINDOW_SECONDS ?? String(DEFAULTS.crashLoopWindowSeconds),
+    },
+    'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
+    'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
+    url: { type: 'string' },
+    organization: { type: 'string', multiple: true },
+    user: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+function positiveInt(name: string, text: string | undefined, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+const tokens = async () => new Tokens(await loadSigningKey(env.GANYMEDE_SIGNING_KEY, values['data-dir']));
+const serverUrl = () => values['ganymede-url'] ?? `http://${values.host}:${values.port}`;
+
+async function adminClient() {
+  const token = await (await tokens()).sign({ typ: 'admin', sub: 'cli' });
+  return { client: initClient(ganymedeContract, { baseUrl: serverUrl(), throwOnUnknownStatus: true }), authorization: `Bearer ${token}` };
+}
+
+function print(value: unknown, text: string) {
+  process.stdout.write(values.json ? JSON.stringify(value) + '\n' : text + '\n');
+}
+
+async function serve() {
+  const port = positiveInt('port', values.port, 0);
+  const ganymede = await createGanymede({
+    databaseUrl: values['database-url'],
+    schema: values.schema,
+    dataDir: values.memory ? ':memory:' : values['data-dir'],
+    signingKey: env.GANYMEDE_SIGNING_KEY,
+    keyDir: values['data-dir'],
+    restartGraceSeconds: positiveInt('grace', values.grace),
+    reaperIntervalMs: positiveInt('reaper-interval-ms', values['reaper-interval-ms']),
+    notifyTimeoutMs: positiveInt('notify-timeout-ms', values['notify-timeout-ms']),
+    leaseSeconds: positiveInt('lease-seconds', values['lease-seconds']),
+    leaseGraceSeconds: positiveInt('lease-grace-seconds', values['lease-grace-seconds'], 0),
+    crashLoopLimit: positiveInt('crash-loop-limit', values['crash-loop-limit']),
+    crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
+    logLevel: values['log-level'],
+  });
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      ganymede.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    ganymede.log.info({ signal }, 'shutting down: finishing requests in flight');
+    ganymede.close().then(
+      () => ganymede.log.info('stopped'),
+      (err: unknown) => {
+        ganymede.log.error({ err }, 'shutdown failed');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  await ganymede.listen(port, values.host);
+}
+
+async function addGateway() {
+  if (!values.url) throw new UsageError('gateway add needs --url URL');
+  const { client, authorization } = await adminClient();
+  const res = await client.addGateway({ headers: { authorization }, body: { url: values.url } });
+  if (res.status !== 201) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  print(res.body, `gateway_id ${res.body.gateway_id}\ntoken ${res.body.token}`);
+}
+
+async function userToken() {
+  const organizations = values.organization ?? [];
+  if (!organizations.length) throw new UsageError('token user needs --organization UUID (repeatable)');
+  const token = await (await tokens()).sign({ typ: 'user', sub: values.user ?? `local-${randomUUID()}`, organizations });
+  print({ token }, token);
+}
+
+async function status() {
+  const { client, authorization } = await adminClient();
+  const res = await client.status({ headers: { authorization } });
+  if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  const header = ['gateway', 'state', 'organization', 'epoch', 'since'];
+  const rows = res.body.gateways.map((g) => [
+    g.gateway_id,
+    g.ready ? g.state : `${g.state} (not ready)`,
+    g.organization_id ?? '-',
+    String(g.epoch ?? '-'),
+    g.since,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const table = [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  print(res.body.gateways, table.join('\n'));
+}
+
+const commands: Record<string, () => Promise<void>> = {
+  serve,
+  'gateway add': addGateway,
+  'token user': userToken,
+  status,
+};
+
+const command = commands[positionals.join(' ')];
+if (values.help || !command) {
+  process.stderr.write(USAGE + '\n');
+  process.exitCode = values.help ? 0 : 2;
+} else {
+  command().catch((error: unknown) => {
+    process.stderr.write(`ganymede: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  });
+}

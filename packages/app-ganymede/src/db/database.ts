@@ -1,0 +1,19 @@
+/**
+ * The one door to the database. Both backends (embedded PGlite, PostgreSQL through `pg`) implement it;
+ * the rest of the code never knows which it has.
+ */
+export interface Queryable {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  /** Runs a script of several statements with no parameters (migrations). */
+  exec(text: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL error codes this code reacts to. */
+export const PG_UNIQUE_VIOLATION = '23505';

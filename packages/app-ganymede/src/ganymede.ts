@@ -1,0 +1,126 @@
+/**
+ * A Ganymede server: database, migrations, routes, reaper. `start()` and `close()` are safe to call
+ * twice or concurrently; `close()` stops taking requests, finishes those in flight, then closes the database.
+ */
+import { ganymedeContract } from '@ganymede/contracts';
+import { createServer, LOG_REDACT } from '@ganymede/http-server';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { loadSigningKey, Tokens } from './auth.js';
+import type { Database } from './db/database.js';
+import { migrate } from './db/migrate.js';
+import { openDatabase } from './db/open.js';
+import { Reaper } from './reaper.js';
+import { ganymedeRoutes } from './routes.js';
+import { DEFAULT_LIVENESS } from './sql/allocations.js';
+
+export interface GanymedeOptions {
+  /** `postgres://…` runs on PostgreSQL proper; otherwise the embedded database in `dataDir`. */
+  databaseUrl?: string;
+  /** With `databaseUrl`: the schema to work in (default: the connection's search_path). */
+  schema?: string;
+  /** Embedded database directory (and signing key); `:memory:` or omitted keeps the database in memory. */
+  dataDir?: string;
+  /** An already open database (tests); it is not closed by `close()`. */
+  db?: Database;
+  signingKey?: string;
+  /** Where the signing key is kept when none is configured; defaults to `dataDir` (in memory: a fresh key). */
+  keyDir?: string;
+  restartGraceSeconds?: number;
+  reaperIntervalMs?: number;
+  /** A gateway's liveness lease; it renews well within it. */
+  leaseSeconds?: number;
+  /** How long past a lapsed lease an active allocation is ended (reason lease_expired). */
+  leaseGraceSeconds?: number;
+  /** Deaths within the window after which a reclaim ends the allocation instead (reason crash_loop). */
+  crashLoopLimit?: number;
+  crashLoopWindowSeconds?: number;
+  notifyTimeoutMs?: number;
+  logger?: FastifyBaseLogger | false;
+  logLevel?: string;
+}
+
+export const DEFAULTS = {
+  restartGraceSeconds: 60,
+  reaperIntervalMs: 1000,
+  notifyTimeoutMs: 5000,
+  leaseSeconds: DEFAULT_LIVENESS.leaseSeconds,
+  leaseGraceSeconds: 10,
+  crashLoopLimit: DEFAULT_LIVENESS.crashLoopLimit,
+  crashLoopWindowSeconds: DEFAULT_LIVENESS.crashLoopWindowSeconds,
+};
+
+const definedOnly = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+export interface Ganymede {
+  app: FastifyInstance;
+  db: Database;
+  tokens: Tokens;
+  reaper: Reaper;
+  log: FastifyBaseLogger;
+  listen(port: number, host?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createGanymede(options: GanymedeOptions = {}): Promise<Ganymede> {
+  const log: FastifyBaseLogger =
+    options.logger === undefined ? pino({ level: options.logLevel ?? 'info', redact: LOG_REDACT }) : options.logger || pino({ level: 'silent' });
+  const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
+  const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
+  const ownsDb = !options.db;
+  const db = options.db ?? (await openDatabase(options));
+  try {
+    const { applied } = await migrate(db);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+  } catch (error) {
+    if (ownsDb) await db.close();
+    throw error;
+  }
+  const tokens = new Tokens(key);
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const liveness = {
+    leaseSeconds: settings.leaseSeconds,
+    crashLoopLimit: settings.crashLoopLimit,
+    crashLoopWindowSeconds: settings.crashLoopWindowSeconds,
+  };
+  const app = createServer(
+    ganymedeContract,
+    ganymedeRoutes({
+      db,
+      tokens,
+      log,
+      restartGraceSeconds: settings.restartGraceSeconds,
+      notifyTimeoutMs: settings.notifyTimeoutMs,
+      liveness,
+    }),
+    { logger: log },
+  );
+  const reaper = new Reaper(db, log, {
+    intervalMs: settings.reaperIntervalMs,
+    leaseSeconds: settings.leaseSeconds,
+    leaseGraceSeconds: settings.leaseGraceSeconds,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    db,
+    tokens,
+    reaper,
+    log,
+    async listen(port, host = '127.0.0.1') {
+      const address = await app.listen({ port, host });
+      reaper.start();
+      return address;
+    },
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await reaper.stop();
+        if (ownsDb) await db.close();
+      })();
+      return closing;
+    },
+  };
+}

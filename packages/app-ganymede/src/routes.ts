@@ -1,0 +1,261 @@
+import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contracts';
+import { type AppRoute, TsRestResponseError } from '@ts-rest/core';
+import type { RouterImplementation } from '@ts-rest/fastify';
+import type { FastifyBaseLogger } from 'fastify';
+import { bearer, type Claims, InvalidTokenError, type TokenType, type Tokens } from './auth.js';
+import type { Database } from './db/database.js';
+import { failpoint } from '@ganymede/failpoints';
+import { notifyAllocated } from './notify.js';
+import * as allocations from './sql/allocations.js';
+import type { Allocation, FencedResult, LivenessPolicy } from './sql/allocations.js';
+import { addGateway, poolStatus } from './sql/gateways.js';
+
+export interface RouteDeps {
+  db: Database;
+  tokens: Tokens;
+  log: FastifyBaseLogger;
+  restartGraceSeconds: number;
+  notifyTimeoutMs: number;
+  liveness: LivenessPolicy;
+}
+
+const fail = (error: ErrorBody['error'], message: string) => ({ error, message });
+
+/** The contract's view of a live allocation a gateway holds or must claim. */
+const served = (a: Allocation | null) =>
+  a && a.state !== 'ended'
+    ? { allocation_id: a.allocation_id, organization_id: a.organization_id, state: a.state, epoch: a.epoch }
+    : null;
+
+/** Gateways tried per /gateway/start before answering 503 (each unreachable one is taken out of the pool). */
+const START_ATTEMPTS = 8;
+
+/** One log line per transition, with who, what and why. */
+export function logTransition(log: FastifyBaseLogger, transition: string, a: Allocation, reason: string | null = null) {
+  log.info(
+    { transition, gateway_id: a.gateway_id, organization_id: a.organization_id, allocation_id: a.allocation_id, epoch: a.epoch, reason },
+    `allocation ${transition}`,
+  );
+}
+
+export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof contract> {
+  const { db, tokens, log } = deps;
+
+  /** The claims of the request's bearer token, or a thrown 401 (invalid) / 403 (valid, wrong kind). */
+  async function authorize<T extends TokenType>(route: AppRoute, authorization: string, typ: T) {
+    let claims: Extract<Claims, { typ: T }> | null;
+    try {
+      claims = await tokens.verify(bearer(authorization), typ);
+    } catch (error) {
+      if (!(error instanceof InvalidTokenError)) throw error;
+      throw new TsRestResponseError(route as never, { status: 401, body: fail('unauthorized', error.message) } as never);
+    }
+    if (!claims) throw new TsRestResponseError(route as never, { status: 403, body: fail('forbidden', `this route needs a ${typ} token`) } as never);
+    return claims;
+  }
+
+  /** Shared by /stop and /restart: the organization token names the allocation; a body that names another is refused. */
+  async function allocationOf(route: AppRoute, authorization: string, bodyAllocationId: string | undefined) {
+    const claims = await authorize(route, authorization, 'organization');
+    if (bodyAllocationId && bodyAllocationId !== claims.sub) {
+      throw new TsRestResponseError(route as never, {
+        status: 403,
+        body: fail('forbidden', 'this token is bound to another allocation'),
+      } as never);
+    }
+    return claims.sub;
+  }
+
+  function fencedReply(result: Exclude<FencedResult, { kind: 'ok' }>, epoch: number | undefined) {
+    switch (result.kind) {
+      case 'not_found':
+        return { status: 404 as const, body: fail('allocation_not_found', 'no such allocation') };
+      case 'ended':
+        // The organization token's authority ended with its allocation: refused, like any token gone stale.
+        return { status: 403 as const, body: fail('allocation_ended', 'the allocation has ended: its token no longer acts on it') };
+      case 'stale_epoch':
+        return {
+          status: 409 as const,
+          body: fail('stale_epoch', `epoch ${epoch} is stale: the allocation is at epoch ${result.current}`),
+        };
+    }
+  }
+
+  return {
+    start: async ({ headers, body }) => {
+      const user = await authorize(contract.start, headers.authorization, 'user');
+      if (!user.organizations.includes(body.organization_id)) {
+        return { status: 403, body: fail('forbidden', 'the user is not a member of that organization') };
+      }
+      for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+        failpoint('ganymede:before:allocate');
+        const result = await allocations.allocate(db, body.organization_id);
+        failpoint('ganymede:after:allocate');
+        if (result.kind === 'none') {
+          // Lost a race: for a gateway (try the next one), or, on the first try, to a concurrent /start for the
+          // same organization whose allocation this statement's snapshot could not see yet (the next try sees it).
+          if (attempt === 0 || (await allocations.anyGatewayFree(db))) continue;
+          break;
+        }
+        let allocation = result.allocation;
+        if (result.kind === 'created') {
+          logTransition(log, 'allocated', allocation);
+          if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, deps.notifyTimeoutMs))) {
+            if (await allocations.rollBack(db, allocation.allocation_id)) {
+              logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
+              continue;
+            }
+          }
+          allocation = (await allocations.getAllocation(db, allocation.allocation_id)) ?? allocation;
+          if (allocation.state === 'ended') continue;
+        }
+        const { allocation_id, gateway_id, gateway_url, organization_id, epoch } = allocation;
+        const state = allocation.state === 'restarting' ? 'restarting' : 'active';
+        return {
+          status: result.kind === 'created' ? 201 : 200,
+          body: { allocation_id, gateway_id, gateway_url, organization_id, state, epoch },
+        };
+      }
+      return { status: 503, body: fail('no_gateway_available', 'no ready gateway is free') };
+    },
+
+    config: async ({ headers }) => {
+      const { sub: gatewayId } = await authorize(contract.config, headers.authorization, 'gateway');
+      const a = await allocations.liveAllocationOfGateway(db, gatewayId);
+      // A token of a gateway that is not (or no longer) registered is refused, as /gateway/ready does.
+      if (a === undefined) return { status: 403, body: fail('forbidden', 'no such gateway is registered') };
+      if (!a) return { status: 404, body: fail('no_allocation', 'this gateway holds no live allocation') };
+      const organization_token = await tokens.sign({
+        typ: 'organization',
+        sub: a.allocation_id,
+        gateway_id: a.gateway_id,
+        organization_id: a.organization_id,
+      });
+      return {
+        status: 200,
+        body: {
+          gateway_id: a.gateway_id,
+          organization_id: a.organization_id,
+          organization_token,
+          allocation_id: a.allocation_id,
+          state: a.state,
+          epoch: a.epoch,
+          restart_deadline: a.restart_deadline,
+        },
+      };
+    },
+
+    ready: async ({ headers, body }) => {
+      const { sub: gatewayId } = await authorize(contract.ready, headers.authorization, 'gateway');
+      failpoint('ganymede:before:ready');
+      const result = await allocations.ready(db, gatewayId, body.allocation_id, body.instance_id ?? null, deps.liveness);
+      failpoint('ganymede:after:ready');
+      switch (result.kind) {
+        case 'not_found':
+          return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
+        case 'forbidden':
+          return { status: 403, body: fail('forbidden', 'that allocation belongs to another gateway') };
+        case 'ended':
+          return { status: 409, body: fail('allocation_ended', 'the allocation has ended') };
+        case 'crash_loop':
+          logTransition(log, 'crash_loop', result.allocation, 'crash_loop');
+          return { status: 409, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
+      }
+      const a = result.allocation;
+      if (a && result.reclaimed) logTransition(log, 'reclaimed', a);
+      log.info(
+        { gateway_id: gatewayId, allocation_id: a?.allocation_id ?? null, organization_id: a?.organization_id ?? null, epoch: a?.epoch ?? null },
+        'gateway ready',
+      );
+      return {
+        status: 200,
+        body: { gateway_id: gatewayId, allocation: served(a), reclaimed: result.reclaimed, lease: result.lease },
+      };
+    },
+
+    lease: async ({ headers, body }) => {
+      const { sub: gatewayId } = await authorize(contract.lease, headers.authorization, 'gateway');
+      const result = await allocations.renewLease(
+        db,
+        gatewayId,
+        body.instance_id,
+        body.allocation_id,
+        body.epoch ?? null,
+        deps.liveness.leaseSeconds,
+      );
+      switch (result.kind) {
+        case 'ok':
+          return { status: 200, body: { lease: result.lease, allocation: served(result.allocation) } };
+        case 'forbidden':
+          return { status: 403, body: fail('forbidden', 'not this gateway, or not its allocation') };
+        case 'superseded':
+          return { status: 409, body: fail('superseded', 'another process of this gateway said ready after this one') };
+        case 'ended':
+          return { status: 409, body: fail('allocation_ended', 'the allocation has ended') };
+        case 'stale_epoch':
+          return { status: 409, body: fail('stale_epoch', `epoch ${body.epoch} is stale: the allocation is at epoch ${result.current}`) };
+      }
+    },
+
+    restart: async ({ headers, body }) => {
+      const allocationId = await allocationOf(contract.restart, headers.authorization, body.allocation_id);
+      const grace = Math.min(body.grace_seconds ?? deps.restartGraceSeconds, deps.restartGraceSeconds);
+      failpoint('ganymede:before:restart');
+      const result = await allocations.requestRestart(db, allocationId, body.epoch ?? null, body.reason, grace);
+      failpoint('ganymede:after:restart');
+      if (result.kind !== 'ok') return fencedReply(result, body.epoch);
+      const a = result.allocation;
+      logTransition(log, 'restart_requested', a, body.reason);
+      return {
+        status: 200,
+        body: { allocation_id: a.allocation_id, state: 'restarting', epoch: a.epoch, restart_deadline: a.restart_deadline! },
+      };
+    },
+
+    stop: async ({ headers, body }) => {
+      const allocationId = await allocationOf(contract.stop, headers.authorization, body.allocation_id);
+      failpoint('ganymede:before:stop');
+      const result = await allocations.stop(db, allocationId, body.epoch ?? null, body.reason);
+      failpoint('ganymede:after:stop');
+      if (result.kind !== 'ok') return fencedReply(result, body.epoch);
+      const a = result.allocation;
+      logTransition(log, 'stopped', a, body.reason);
+      return {
+        status: 200,
+        body: { allocation_id: a.allocation_id, state: 'ended', epoch: a.epoch, ended_at: a.ended_at!, ended_reason: a.ended_reason! },
+      };
+    },
+
+    addGateway: async ({ headers, body }) => {
+      await authorize(contract.addGateway, headers.authorization, 'admin');
+      const gateway_id = await addGateway(db, body.url);
+      log.info({ gateway_id, url: body.url }, 'gateway registered');
+      return { status: 201, body: { gateway_id, token: await tokens.sign({ typ: 'gateway', sub: gateway_id }) } };
+    },
+
+    status: async ({ headers }) => {
+      await authorize(contract.status, headers.authorization, 'admin');
+      return { status: 200, body: { gateways: await poolStatus(db) } };
+    },
+
+    allocation: async ({ headers, params }) => {
+      await authorize(contract.allocation, headers.authorization, 'admin');
+      const a = await allocations.getAllocation(db, params.allocation_id);
+      if (!a) return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
+      const events = await allocations.eventsOf(db, a.allocation_id);
+      return {
+        status: 200,
+        body: {
+          allocation_id: a.allocation_id,
+          gateway_id: a.gateway_id,
+          organization_id: a.organization_id,
+          state: a.state,
+          epoch: a.epoch,
+          ended_at: a.ended_at,
+          ended_reason: a.ended_reason,
+          events,
+        },
+      };
+    },
+  };
+}

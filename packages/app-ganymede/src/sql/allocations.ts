@@ -1,0 +1,456 @@
+/**
+ * The allocation state machine, one SQL statement per transition. Each statement writes its audit row
+ * (and, where the process goes away, clears the gateway's readiness) in the same statement, so a crash
+ * at any instant leaves either all of a transition or none of it.
+ *
+ *   active ──restart──▶ restarting ──reclaim──▶ active
+ *   active | restarting ──stop / restart timeout / unreachable──▶ ended (terminal)
+ */
+import type { AllocationEvent, AllocationState, EndedReason, RestartReason, StopReason } from '@ganymede/contracts';
+import type { Queryable } from '../db/database.js';
+import { iso } from './time.js';
+
+export interface Allocation {
+  allocation_id: string;
+  gateway_id: string;
+  gateway_url: string;
+  organization_id: string;
+  state: AllocationState;
+  epoch: number;
+  restart_deadline: string | null;
+  ended_at: string | null;
+  ended_reason: EndedReason | null;
+  updated_at: string;
+}
+
+/** Columns of `a` (allocations) joined with `g` (gateways), mapped to `Allocation` by `toAllocation`. */
+const COLUMNS = `a.id AS allocation_id, a.gateway_id, g.url AS gateway_url, a.organization_id, a.state, a.epoch,
+  a.restart_deadline, a.ended_at, a.ended_reason, a.updated_at`;
+
+export const toAllocation = (r: Record<string, unknown>): Allocation => ({
+  allocation_id: r.allocation_id as string,
+  gateway_id: r.gateway_id as string,
+  gateway_url: r.gateway_url as string,
+  organization_id: r.organization_id as string,
+  state: r.state as AllocationState,
+  epoch: Number(r.epoch),
+  restart_deadline: iso(r.restart_deadline),
+  ended_at: iso(r.ended_at),
+  ended_reason: (r.ended_reason as EndedReason | null) ?? null,
+  updated_at: iso(r.updated_at)!,
+});
+
+/** Appends one audit row per row of the CTE `source` (which must expose id, gateway_id, organization_id, epoch). */
+const audit = (source: string, kind: string, reason: string) =>
+  `INSERT INTO allocation_events (allocation_id, gateway_id, organization_id, kind, reason, epoch)
+   SELECT id, gateway_id, organization_id, '${kind}', ${reason}, epoch FROM ${source}`;
+
+export async function getAllocation(db: Queryable, allocationId: string): Promise<Allocation | null> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1`,
+    [allocationId],
+  );
+  return rows[0] ? toAllocation(rows[0]) : null;
+}
+
+export type LiveAllocation = Allocation & { state: Exclude<AllocationState, 'ended'> };
+
+/** The gateway's live allocation; `undefined` when no such gateway is registered. */
+export async function liveAllocationOfGateway(db: Queryable, gatewayId: string): Promise<LiveAllocation | null | undefined> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM gateways g LEFT JOIN allocations a ON a.gateway_id = g.id AND a.state <> 'ended'
+     WHERE g.id = $1`,
+    [gatewayId],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return row.allocation_id ? (toAllocation(row) as LiveAllocation) : null;
+}
+
+/**
+ * A gateway `g` is allocatable when its process said ready, its lease (if it ever took one: older gateways
+ * never do) has not lapsed, and it holds no live allocation.
+ */
+const ALLOCATABLE = `g.ready_at IS NOT NULL
+  AND (g.lease_expires_at IS NULL OR g.lease_expires_at > now())
+  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.gateway_id = g.id AND a.state <> 'ended')`;
+
+export type AllocateResult = { kind: 'existing' | 'created'; allocation: Allocation } | { kind: 'none' };
+
+/**
+ * The organization's live allocation if it has one; else a new one on the longest-ready free gateway.
+ * Concurrent callers are kept apart by the partial unique indexes (a losing insert does nothing) and by
+ * SKIP LOCKED on the gateway row; `none` means nothing was free *or* this call lost a race: the caller retries.
+ */
+export async function allocate(db: Queryable, organizationId: string): Promise<AllocateResult> {
+  const { rows } = await db.query(
+    `WITH existing AS (
+       SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id
+       WHERE a.organization_id = $1 AND a.state <> 'ended'
+     ), pick AS (
+       SELECT g.id, g.url FROM gateways g
+       WHERE ${ALLOCATABLE} AND NOT EXISTS (SELECT 1 FROM existing)
+       ORDER BY g.ready_at, g.id
+       LIMIT 1
+       FOR UPDATE OF g SKIP LOCKED
+     ), ins AS (
+       INSERT INTO allocations (gateway_id, organization_id, state)
+       SELECT id, $1, 'active' FROM pick
+       ON CONFLICT DO NOTHING
+       RETURNING *
+     ), ev AS (${audit('ins', 'allocated', 'NULL')})
+     SELECT *, false AS created FROM existing
+     UNION ALL
+     SELECT ins.id, ins.gateway_id, pick.url, ins.organization_id, ins.state, ins.epoch, ins.restart_deadline,
+            ins.ended_at, ins.ended_reason, ins.updated_at, true
+     FROM ins JOIN pick ON pick.id = ins.gateway_id`,
+    [organizationId],
+  );
+  const row = rows[0];
+  if (!row) return { kind: 'none' };
+  return { kind: row.created ? 'created' : 'existing', allocation: toAllocation(row) };
+}
+
+/** True when some gateway is allocatable. */
+export async function anyGatewayFree(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ free: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM gateways g WHERE ${ALLOCATABLE}) AS free`,
+  );
+  return rows[0]?.free === true;
+}
+
+/** The liveness rules `ready`, `renewLease` and the reaper apply. */
+export interface LivenessPolicy {
+  leaseSeconds: number;
+  /** A gateway that reclaims after this many deaths within the window loses the allocation. */
+  crashLoopLimit: number;
+  crashLoopWindowSeconds: number;
+}
+
+export const DEFAULT_LIVENESS: LivenessPolicy = { leaseSeconds: 10, crashLoopLimit: 5, crashLoopWindowSeconds: 300 };
+
+/** A lease as the contract tells it: when it lapses (null: never renewed, an older gateway) and its length. */
+export interface LeaseInfo {
+  expires_at: string | null;
+  seconds: number;
+}
+
+export type ReadyResult =
+  | { kind: 'ok'; allocation: Allocation | null; reclaimed: boolean; lease: LeaseInfo }
+  | { kind: 'crash_loop'; allocation: Allocation }
+  | { kind: 'not_found' | 'forbidden' | 'ended' };
+
+/**
+ * A gateway process says it is up. With an allocation id it claims that allocation:
+ * - the first process to claim an active allocation keeps epoch 1;
+ * - leaving `restarting` is always a reclaim (epoch + 1, audited with reason `restart`);
+ * - another process taking over an active allocation means the previous one died: a reclaim with reason
+ *   `crash`, unless it is the `crashLoopLimit`-th within the window: then the allocation ends (`crash_loop`);
+ * - the same process (same instance id) repeating itself changes nothing. No instance id (an older
+ *   gateway) is always a new process.
+ * Only a call that succeeds marks the gateway ready (and renews a lease it holds), in the same statement. A
+ * process with no instance id (an older gateway) never renews, so it holds no lease: its call clears one.
+ */
+export async function ready(
+  db: Queryable,
+  gatewayId: string,
+  allocationId: string | null,
+  instanceId: string | null,
+  policy: LivenessPolicy = DEFAULT_LIVENESS,
+): Promise<ReadyResult> {
+  const { rows } = await db.query(
+    `WITH cur AS (
+       SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance FROM allocations a
+       WHERE a.id = $2 FOR UPDATE
+     ), mine AS (
+       SELECT cur.*, CASE WHEN cur.state = 'restarting' THEN 'restart'
+                          WHEN cur.claimed_at IS NULL THEN 'first'
+                          WHEN $3::uuid IS NOT NULL AND cur.holder_instance = $3::uuid THEN 'repeat'
+                          ELSE 'crash' END AS claim
+       FROM cur WHERE cur.gateway_id = $1 AND cur.state <> 'ended'
+     ), looping AS (
+       SELECT mine.id, mine.gateway_id FROM mine WHERE mine.claim = 'crash' AND 1 + (
+         SELECT count(*) FROM allocation_events e
+         WHERE e.allocation_id = mine.id AND e.kind = 'reclaimed' AND e.reason = 'crash'
+           AND e.at > now() - make_interval(secs => $5)) >= $4
+     ), upd AS (
+       UPDATE allocations a SET
+         epoch = CASE WHEN mine.claim IN ('restart', 'crash') THEN a.epoch + 1 ELSE a.epoch END,
+         state = 'active', restart_deadline = NULL, restart_reason = NULL,
+         holder_instance = $3, claimed_at = coalesce(mine.claimed_at, now()), updated_at = now()
+       FROM mine
+       WHERE a.id = mine.id AND NOT EXISTS (SELECT 1 FROM looping)
+       RETURNING a.*, mine.claim
+     ), loop_ended AS (
+       UPDATE allocations a SET state = 'ended', ended_at = now(), ended_reason = 'crash_loop', updated_at = now()
+       FROM looping WHERE a.id = looping.id
+       RETURNING a.*
+     ), loop_gw AS (
+       -- Out of the pool: the process that keeps dying goes to the back of the line when it says ready again.
+       UPDATE gateways SET ready_at = NULL FROM looping WHERE gateways.id = looping.gateway_id
+     ), gw AS (
+       UPDATE gateways SET ready_at = now(), instance_id = $3,
+         lease_expires_at = CASE WHEN lease_expires_at IS NULL OR $3::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $6) END
+       WHERE id = $1 AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM upd))
+       RETURNING id, url, lease_expires_at
+     ), ev AS (${audit(`upd WHERE claim IN ('restart', 'crash')`, 'reclaimed', 'claim')}),
+     ev_loop AS (${audit('loop_ended', 'crash_loop', `'crash_loop'`)})
+     SELECT 'claimed' AS outcome, upd.claim IN ('restart', 'crash') AS reclaimed, gw.lease_expires_at,
+            upd.id AS allocation_id, upd.gateway_id, gw.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
+            upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at
+     FROM upd, gw
+     UNION ALL
+     SELECT 'crash_loop', false, NULL, le.id, le.gateway_id, NULL, le.organization_id, le.state, le.epoch,
+            le.restart_deadline, le.ended_at, le.ended_reason, le.updated_at
+     FROM loop_ended le
+     UNION ALL
+     SELECT CASE WHEN cur.gateway_id <> $1 THEN 'forbidden' ELSE 'ended' END,
+            false, NULL, cur.id, cur.gateway_id, NULL, NULL, cur.state, 1, NULL, NULL, NULL, now()
+     FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd) AND NOT EXISTS (SELECT 1 FROM loop_ended)
+     UNION ALL
+     SELECT 'idle', false, gw.lease_expires_at, a.id, a.gateway_id, gw.url, a.organization_id, a.state, a.epoch,
+            a.restart_deadline, a.ended_at, a.ended_reason, a.updated_at
+     FROM gw LEFT JOIN allocations a ON a.gateway_id = gw.id AND a.state <> 'ended'
+     WHERE $2::uuid IS NULL
+     UNION ALL
+     SELECT 'unknown_gateway', false, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, NULL, now()
+     WHERE NOT EXISTS (SELECT 1 FROM gateways WHERE id = $1)`,
+    [gatewayId, allocationId, instanceId, policy.crashLoopLimit, policy.crashLoopWindowSeconds, policy.leaseSeconds],
+  );
+  // A token of a gateway that is not (or no longer) registered is refused like another gateway's.
+  if (rows.some((r) => r.outcome === 'unknown_gateway')) return { kind: 'forbidden' };
+  const row = rows[0];
+  if (!row) return { kind: 'not_found' };
+  if (row.outcome === 'forbidden' || row.outcome === 'ended') return { kind: row.outcome };
+  if (row.outcome === 'crash_loop') return { kind: 'crash_loop', allocation: toAllocation(row) };
+  const lease = { expires_at: iso(row.lease_expires_at), seconds: policy.leaseSeconds };
+  const allocation = row.allocation_id ? toAllocation(row) : null;
+  return { kind: 'ok', allocation, reclaimed: row.reclaimed === true, lease };
+}
+
+export type LeaseResult =
+  | { kind: 'ok'; lease: LeaseInfo; allocation: Allocation | null }
+  | { kind: 'forbidden' | 'superseded' | 'ended' }
+  | { kind: 'stale_epoch'; current: number };
+
+/**
+ * One renewal, one statement. Fenced: only the gateway's current process (its last /ready's instance id),
+ * still serving what it says at the epoch it says, renews; anything else is refused and changes nothing.
+ * `superseded` and `stale_epoch` mean another process took over: the caller must stand down. `ended` means
+ * its allocation is gone: it stops serving it and may say ready again.
+ */
+export async function renewLease(
+  db: Queryable,
+  gatewayId: string,
+  instanceId: string,
+  allocationId: string | null,
+  epoch: number | null,
+  leaseSeconds: number,
+): Promise<LeaseResult> {
+  const { rows } = await db.query(
+    `WITH gw AS (SELECT id, instance_id FROM gateways WHERE id = $1),
+     claimed AS (SELECT id, gateway_id, state, epoch FROM allocations WHERE id = $3),
+     upd AS (
+       -- A live process renewing is back in the pool if a rollback or a lapsed lease had taken it out.
+       UPDATE gateways g SET lease_expires_at = now() + make_interval(secs => $5), ready_at = coalesce(g.ready_at, now())
+       WHERE g.id = $1 AND g.instance_id = $2
+         AND ($3::uuid IS NULL OR EXISTS (
+           SELECT 1 FROM claimed c WHERE c.gateway_id = $1 AND c.state <> 'ended' AND ($4::int IS NULL OR c.epoch = $4::int)))
+       RETURNING g.lease_expires_at
+     )
+     SELECT (SELECT instance_id FROM gw) AS instance_id, EXISTS (SELECT 1 FROM gw) AS known,
+            (SELECT lease_expires_at FROM upd) AS lease_expires_at,
+            c.gateway_id AS claimed_gateway, c.state AS claimed_state, c.epoch AS claimed_epoch,
+            ${COLUMNS}
+     FROM (SELECT 1) one
+     LEFT JOIN claimed c ON true
+     LEFT JOIN allocations a ON a.gateway_id = $1 AND a.state <> 'ended'
+     LEFT JOIN gateways g ON g.id = a.gateway_id`,
+    [gatewayId, instanceId, allocationId, epoch, leaseSeconds],
+  );
+  const row = rows[0]!;
+  if (!row.known) return { kind: 'forbidden' };
+  if (row.lease_expires_at) {
+    const allocation = row.allocation_id ? toAllocation(row) : null;
+    return { kind: 'ok', lease: { expires_at: iso(row.lease_expires_at), seconds: leaseSeconds }, allocation };
+  }
+  // A stop or a restart timeout lets the gateway's process go (no instance is current): nobody took over, so a
+  // process that names the allocation that ended under it is told just that.
+  const letGo = row.instance_id === null && allocationId !== null && row.claimed_gateway === gatewayId && row.claimed_state === 'ended';
+  if (row.instance_id !== instanceId && !letGo) return { kind: 'superseded' };
+  if (allocationId && row.claimed_gateway !== null && row.claimed_gateway !== gatewayId) return { kind: 'forbidden' };
+  if (allocationId && (row.claimed_state === null || row.claimed_state === 'ended')) return { kind: 'ended' };
+  if (allocationId && epoch !== null && Number(row.claimed_epoch) !== epoch) {
+    return { kind: 'stale_epoch', current: Number(row.claimed_epoch) };
+  }
+  return { kind: 'ended' };
+}
+
+/**
+ * Ends active allocations whose gateway's lease lapsed more than `graceSeconds` ago: the organization's
+ * next /gateway/start then gets a live gateway. The gateway leaves the pool until its process renews or
+ * says ready again (a paused process that resumes learns from its renewal that the allocation ended).
+ */
+export async function expireLeases(db: Queryable, graceSeconds: number): Promise<Allocation[]> {
+  const { rows } = await db.query(
+    `WITH upd AS (
+       UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'lease_expired', updated_at = now()
+       WHERE id IN (
+         SELECT a.id FROM allocations a JOIN gateways g ON g.id = a.gateway_id
+         WHERE a.state = 'active' AND g.lease_expires_at < now() - make_interval(secs => $1)
+         -- Both rows: a renewal (or reclaim) committing meanwhile is re-checked, never overruled.
+         FOR UPDATE OF a, g SKIP LOCKED
+       )
+       RETURNING *
+     ), gw AS (UPDATE gateways SET ready_at = NULL FROM upd WHERE gateways.id = upd.gateway_id),
+     ev AS (${audit('upd', 'lease_expired', `'lease_expired'`)})
+     SELECT upd.id AS allocation_id, upd.gateway_id, g.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
+            upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at
+     FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
+    [graceSeconds],
+  );
+  return rows.map(toAllocation);
+}
+
+/**
+ * The control plane's heartbeat, run by every reaper pass. When no reaper ran for longer than
+ * `outageSeconds` (every replica was down), expiry is held back for one lease period, so gateways that
+ * could not renew or reclaim while nobody answered get a full period to reach it again. Answers whether
+ * expiry is held back now.
+ */
+export async function controlPlaneHeartbeat(db: Queryable, outageSeconds: number, leaseSeconds: number): Promise<boolean> {
+  const { rows } = await db.query<{ held: boolean }>(
+    `UPDATE control_plane SET
+       expiry_held_until = CASE WHEN now() - last_reaped_at > make_interval(secs => $1)
+                                THEN greatest(expiry_held_until, now() + make_interval(secs => $2))
+                                ELSE expiry_held_until END,
+       last_reaped_at = now()
+     RETURNING expiry_held_until > now() AS held`,
+    [outageSeconds, leaseSeconds],
+  );
+  return rows[0]?.held === true;
+}
+
+export type FencedResult = { kind: 'ok'; allocation: Allocation } | { kind: 'not_found' | 'ended' } | { kind: 'stale_epoch'; current: number };
+
+/** Reads the outcome of a fenced transition: the updated row, or why nothing was updated. */
+function fencedOutcome(rows: Record<string, unknown>[]): FencedResult {
+  const row = rows[0];
+  if (!row) return { kind: 'not_found' };
+  if (row.updated) return { kind: 'ok', allocation: toAllocation(row) };
+  if (row.prev_state === 'ended') return { kind: 'ended' };
+  return { kind: 'stale_epoch', current: Number(row.prev_epoch) };
+}
+
+/** The `SELECT` that ends a fenced transition: the row as updated, joined with the row as it was. */
+const FENCED_SELECT = `SELECT upd.id IS NOT NULL AS updated, cur.state AS prev_state, cur.epoch AS prev_epoch,
+    cur.id AS allocation_id, cur.gateway_id, g.url AS gateway_url, cur.organization_id,
+    coalesce(upd.state, cur.state) AS state, coalesce(upd.epoch, cur.epoch) AS epoch,
+    upd.restart_deadline, upd.ended_at, upd.ended_reason, coalesce(upd.updated_at, cur.updated_at) AS updated_at
+  FROM cur JOIN gateways g ON g.id = cur.gateway_id LEFT JOIN upd ON upd.id = cur.id`;
+
+/**
+ * Marks the allocation restarting until `now() + graceSeconds` (database clock). Fenced: a stale epoch
+ * changes nothing. A repeat while already restarting keeps the first deadline, so a looping caller
+ * cannot extend it forever (and the first reason stands).
+ */
+export async function requestRestart(
+  db: Queryable,
+  allocationId: string,
+  epoch: number | null,
+  reason: RestartReason,
+  graceSeconds: number,
+): Promise<FencedResult> {
+  const { rows } = await db.query(
+    `WITH cur AS (SELECT * FROM allocations WHERE id = $1 FOR UPDATE),
+     upd AS (
+       UPDATE allocations a SET state = 'restarting',
+         restart_deadline = CASE WHEN a.state = 'restarting' THEN a.restart_deadline
+                                 ELSE now() + make_interval(secs => $4) END,
+         restart_reason = CASE WHEN a.state = 'restarting' THEN a.restart_reason ELSE $3 END, updated_at = now()
+       WHERE a.id = $1 AND a.state <> 'ended' AND ($2::int IS NULL OR a.epoch = $2::int)
+       RETURNING a.*
+     ), ev AS (${audit(`upd WHERE EXISTS (SELECT 1 FROM cur WHERE cur.state = 'active')`, 'restart_requested', '$3')})
+     ${FENCED_SELECT}`,
+    [allocationId, epoch, reason, graceSeconds],
+  );
+  return fencedOutcome(rows);
+}
+
+/** Ends the allocation. Fenced like `requestRestart`; the gateway's process is going away, so it is no longer ready. */
+export async function stop(
+  db: Queryable,
+  allocationId: string,
+  epoch: number | null,
+  reason: StopReason,
+): Promise<FencedResult> {
+  const { rows } = await db.query(
+    `WITH cur AS (SELECT * FROM allocations WHERE id = $1 FOR UPDATE),
+     upd AS (
+       UPDATE allocations a SET state = 'ended', ended_at = now(), ended_reason = $3,
+         restart_deadline = NULL, updated_at = now()
+       WHERE a.id = $1 AND a.state <> 'ended' AND ($2::int IS NULL OR a.epoch = $2::int)
+       RETURNING a.*
+     ), gw AS (UPDATE gateways SET ready_at = NULL, instance_id = NULL FROM upd WHERE gateways.id = upd.gateway_id),
+     ev AS (${audit('upd', 'stopped', '$3')})
+     ${FENCED_SELECT}`,
+    [allocationId, epoch, reason],
+  );
+  return fencedOutcome(rows);
+}
+
+/**
+ * Ends an allocation whose gateway did not take Ganymede's notice, and takes the gateway out of the pool
+ * until its process says ready or renews its lease again. Only while the allocation was never claimed: a gateway that did claim
+ * it (its answer was lost) keeps it.
+ */
+export async function rollBack(db: Queryable, allocationId: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `WITH upd AS (
+       UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'gateway_unreachable', updated_at = now()
+       WHERE id = $1 AND state = 'active' AND claimed_at IS NULL
+       RETURNING *
+     ), gw AS (UPDATE gateways SET ready_at = NULL FROM upd WHERE gateways.id = upd.gateway_id),
+     ev AS (${audit('upd', 'rolled_back', `'gateway_unreachable'`)})
+     SELECT id FROM upd`,
+    [allocationId],
+  );
+  return rows.length > 0;
+}
+
+/** Ends every restarting allocation whose deadline passed (database clock). Safe to run from several replicas. */
+export async function expireRestarts(db: Queryable): Promise<Allocation[]> {
+  const { rows } = await db.query(
+    `WITH upd AS (
+       UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'restart_timeout',
+         restart_deadline = NULL, updated_at = now()
+       WHERE id IN (
+         SELECT id FROM allocations WHERE state = 'restarting' AND restart_deadline < now()
+         FOR UPDATE SKIP LOCKED
+       )
+       RETURNING *
+     ), gw AS (UPDATE gateways SET ready_at = NULL, instance_id = NULL FROM upd WHERE gateways.id = upd.gateway_id),
+     ev AS (${audit('upd', 'restart_timed_out', `'restart_timeout'`)})
+     SELECT upd.id AS allocation_id, upd.gateway_id, g.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
+            upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at
+     FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
+  );
+  return rows.map(toAllocation);
+}
+
+type AllocationEventKind = AllocationEvent['kind'];
+
+export interface AllocationEventRow {
+  kind: AllocationEventKind;
+  reason: string | null;
+  epoch: number;
+  at: string;
+}
+
+export async function eventsOf(db: Queryable, allocationId: string): Promise<AllocationEventRow[]> {
+  const { rows } = await db.query(
+    'SELECT kind, reason, epoch, at FROM allocation_events WHERE allocation_id = $1 ORDER BY id',
+    [allocationId],
+  );
+  return rows.map((r) => ({ kind: r.kind as AllocationEventKind, reason: (r.reason as string) ?? null, epoch: Number(r.epoch), at: iso(r.at)! }));
+}

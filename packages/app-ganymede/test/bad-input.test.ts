@@ -1,0 +1,326 @@
+/**
+ * Bad input over raw HTTP, for every route of `ganymedeContract`: broken bodies, wrong types, bad ids,
+ * prototype-poisoning keys, and every way a bearer token can be wrong. Each must answer a 4xx with exactly
+ * `{ error, message }` (a code from ERROR_CODES) and leave every table as it was.
+ *
+ * The requests that carry a wrong token carry an otherwise valid body that would change state (stop the
+ * allocation, claim it, register a gateway, allocate the free gateway) if the token were wrongly accepted.
+ */
+import { randomUUID } from 'node:crypto';
+import { ganymedeContract } from '@ganymede/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Claims, Tokens } from '../src/auth.js';
+import { bearer, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
+
+type Headers = Record<string, string>;
+
+let g: Awaited<ReturnType<typeof startGanymede>>;
+let target: Awaited<ReturnType<typeof noticeTarget>>;
+/** The world every request runs against: A and B hold claimed allocations, C is ready and free. */
+let world: {
+  a: { gatewayId: string; auth: Headers; id: string; orgAuth: Headers; organizationId: string; instanceId: string };
+  b: { gatewayId: string; auth: Headers; id: string; orgAuth: Headers; organizationId: string; instanceId: string };
+  freeOrganization: string;
+  /** A valid token of each kind (the organization one is A's, the gateway one A's). */
+  tokens: Record<Kind, Headers>;
+  /** Tokens of each kind, valid in all but their signing key. */
+  foreign: Record<Kind, Headers>;
+  /** A well-signed gateway token for a gateway that was never registered. */
+  unregistered: Headers;
+};
+
+beforeAll(async () => {
+  g = await startGanymede();
+  target = await noticeTarget();
+  const setUp = async () => {
+    const gw = await g.addReadyGateway(target.url);
+    const organizationId = randomUUID();
+    const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
+    return { gatewayId: gw.gatewayId, auth: gw.auth, id: allocation.allocation_id, orgAuth, organizationId, instanceId };
+  };
+  const a = await setUp();
+  const b = await setUp();
+  await g.addReadyGateway(target.url); // C: free, so a wrongly accepted /start would allocate it
+  const freeOrganization = randomUUID();
+  const claims: Record<Kind, Claims> = {
+    admin: { typ: 'admin', sub: 'test' },
+    user: { typ: 'user', sub: 'user-1', organizations: [freeOrganization] },
+    gateway: { typ: 'gateway', sub: a.gatewayId },
+    organization: { typ: 'organization', sub: a.id, gateway_id: a.gatewayId, organization_id: a.organizationId },
+  };
+  const other = new Tokens(new Uint8Array(32).fill(42));
+  const tokens = {} as Record<Kind, Headers>;
+  const foreign = {} as Record<Kind, Headers>;
+  for (const kind of Object.keys(claims) as Kind[]) {
+    tokens[kind] = bearer(await g.ganymede.tokens.sign(claims[kind]));
+    foreign[kind] = bearer(await other.sign(claims[kind]));
+  }
+  const unregistered = bearer(await g.ganymede.tokens.sign({ typ: 'gateway', sub: randomUUID() }));
+  world = { a, b, freeOrganization, tokens, foreign, unregistered };
+});
+afterAll(async () => {
+  await g?.close();
+  await target?.close();
+});
+
+
+interface Case {
+  route: Route;
+  name: string;
+  /** The status expected; several when the contract leaves a choice (see text/plain). */
+  status: number | number[];
+  headers: () => Headers;
+  body?: () => string | AsyncIterable<Buffer>;
+  params?: () => Record<string, string>;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+const BAD_UUIDS = ['not-a-uuid', '', '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6', '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6eZ', '3c1e5b7a9d2f4a6c8e0b1f2a3b4c5d6e'];
+
+/** A valid body for each POST route, that would change state with a valid token. */
+const validBody: Record<Exclude<Route, 'status' | 'allocation'>, () => Record<string, unknown>> = {
+  start: () => ({ organization_id: world.freeOrganization }),
+  config: () => ({}),
+  ready: () => ({ allocation_id: world.a.id, instance_id: randomUUID() }),
+  // A's own process renewing: accepted, it would move A's lease.
+  lease: () => ({ instance_id: world.a.instanceId, allocation_id: world.a.id, epoch: 1 }),
+  stop: () => ({ reason: 'stop', epoch: 1 }),
+  restart: () => ({ reason: 'reload', epoch: 1 }),
+  addGateway: () => ({ url: 'http://127.0.0.1:4199' }),
+};
+
+/** Bodies wrong in their fields: missing, mistyped, unknown, bad uuids. */
+const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
+  start: [
+    ['missing organization_id', {}],
+    ['organization_id a number', { organization_id: 123 }],
+    ['organization_id null', { organization_id: null }],
+    ['organization_id an array', { organization_id: [randomUUID()] }],
+    ['unknown field', { organization_id: randomUUID(), gateway_id: randomUUID() }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`organization_id ${JSON.stringify(u)}`, { organization_id: u }]),
+  ],
+  config: [
+    ['unknown field', { allocation_id: randomUUID() }],
+    ['a JSON string', 'x'],
+    ['a JSON number', 1],
+  ],
+  ready: [
+    ['missing allocation_id', { instance_id: randomUUID() }],
+    ['allocation_id a number', { allocation_id: 5 }],
+    ['allocation_id an object', { allocation_id: {} }],
+    ['instance_id null', { allocation_id: null, instance_id: null }],
+    ['instance_id a number', { allocation_id: null, instance_id: 1 }],
+    ['unknown field', { allocation_id: null, epoch: 2 }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { allocation_id: u }]),
+    ...BAD_UUIDS.map((u): [string, unknown] => [`instance_id ${JSON.stringify(u)}`, { allocation_id: null, instance_id: u }]),
+  ],
+  lease: [
+    ['missing instance_id', { allocation_id: null }],
+    ['missing allocation_id', { instance_id: randomUUID() }],
+    ['instance_id null', { instance_id: null, allocation_id: null }],
+    ['instance_id a number', { instance_id: 1, allocation_id: null }],
+    ['allocation_id a number', { instance_id: randomUUID(), allocation_id: 5 }],
+    ['epoch a string', { instance_id: randomUUID(), allocation_id: null, epoch: '1' }],
+    ['epoch 0', { instance_id: randomUUID(), allocation_id: null, epoch: 0 }],
+    ['epoch negative', { instance_id: randomUUID(), allocation_id: null, epoch: -1 }],
+    ['epoch fractional', { instance_id: randomUUID(), allocation_id: null, epoch: 1.5 }],
+    ['epoch past int4', { instance_id: randomUUID(), allocation_id: null, epoch: 2 ** 31 }],
+    ['epoch null', { instance_id: randomUUID(), allocation_id: null, epoch: null }],
+    ['unknown field', { instance_id: randomUUID(), allocation_id: null, seconds: 3600 }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`instance_id ${JSON.stringify(u)}`, { instance_id: u, allocation_id: null }]),
+    ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { instance_id: randomUUID(), allocation_id: u }]),
+  ],
+  stop: [
+    ['missing reason', { epoch: 1 }],
+    ['a restart reason', { reason: 'reload', epoch: 1 }],
+    ['an unknown reason', { reason: 'restart_timeout', epoch: 1 }],
+    ['epoch a string', { reason: 'stop', epoch: '1' }],
+    ['epoch 0', { reason: 'stop', epoch: 0 }],
+    ['epoch negative', { reason: 'stop', epoch: -1 }],
+    ['epoch fractional', { reason: 'stop', epoch: 1.5 }],
+    ['epoch past int4', { reason: 'stop', epoch: 2 ** 31 }],
+    ['epoch null', { reason: 'stop', epoch: null }],
+    ['unknown field', { reason: 'stop', epoch: 1, grace_seconds: 5 }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { reason: 'stop', allocation_id: u }]),
+  ],
+  restart: [
+    ['missing reason', { epoch: 1 }],
+    ['a stop reason', { reason: 'stop', epoch: 1 }],
+    ['epoch a string', { reason: 'reload', epoch: '1' }],
+    ['epoch 0', { reason: 'reload', epoch: 0 }],
+    ['grace_seconds 0', { reason: 'reload', grace_seconds: 0 }],
+    ['grace_seconds over a day', { reason: 'reload', grace_seconds: 86_401 }],
+    ['grace_seconds fractional', { reason: 'reload', grace_seconds: 0.5 }],
+    ['grace_seconds a string', { reason: 'reload', grace_seconds: '30' }],
+    ['unknown field', { reason: 'reload', epoch: 1, deadline: '2030-01-01T00:00:00Z' }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { reason: 'reload', allocation_id: u }]),
+  ],
+  addGateway: [
+    ['missing url', {}],
+    ['url a number', { url: 4101 }],
+    ['url not a URL', { url: 'not a url' }],
+    ['url ftp', { url: 'ftp://127.0.0.1/' }],
+    ['url javascript', { url: 'javascript:alert(1)' }],
+    ['url too long', { url: `http://127.0.0.1/${'a'.repeat(2048)}` }],
+    ['unknown field', { url: 'http://127.0.0.1:4199', token: 'x' }],
+  ],
+};
+
+async function* chunked(total: number): AsyncIterable<Buffer> {
+  const chunk = Buffer.from(' '.repeat(8 * 1024));
+  yield Buffer.from('{"pad":"');
+  for (let sent = 0; sent < total; sent += chunk.length) yield chunk;
+  yield Buffer.from('"}');
+}
+
+function postCases(route: keyof typeof validBody): Case[] {
+  const auth = () => world.tokens[NEEDS[route]];
+  const json = () => ({ ...auth(), ...JSON_TYPE });
+  const valid = () => JSON.stringify(validBody[route]());
+  const cases: Case[] = [
+    { route, name: 'malformed JSON', status: 400, headers: json, body: () => '{"reason": "stop",' },
+    { route, name: 'not JSON at all', status: 400, headers: json, body: () => 'hello' },
+    { route, name: 'empty body with a JSON content type', status: 400, headers: json, body: () => '' },
+    { route, name: 'no body, no content type', status: 400, headers: auth },
+    { route, name: 'a JSON array', status: 400, headers: json, body: () => '[]' },
+    { route, name: 'JSON null', status: 400, headers: json, body: () => 'null' },
+    // The contract's example for 415 is text/plain; Fastify parses text/plain itself, so the body is a string: 400.
+    { route, name: 'text/plain', status: [400, 415], headers: () => ({ ...auth(), 'content-type': 'text/plain' }), body: valid },
+    { route, name: 'application/xml', status: 415, headers: () => ({ ...auth(), 'content-type': 'application/xml' }), body: valid },
+    { route, name: 'form-urlencoded', status: 415, headers: () => ({ ...auth(), 'content-type': 'application/x-www-form-urlencoded' }), body: () => 'a=b' },
+    { route, name: 'a body with no content type', status: 415, headers: auth, body: valid },
+    {
+      route, name: 'a body over 64 KiB', status: 413, headers: json,
+      body: () => JSON.stringify({ ...validBody[route](), pad: 'x'.repeat(65 * 1024) }),
+    },
+    { route, name: 'a chunked body over 64 KiB (no content-length)', status: 413, headers: json, body: () => chunked(80 * 1024) },
+    {
+      route, name: 'a __proto__ key', status: 400, headers: json,
+      body: () => JSON.stringify(validBody[route]()).replace(/^\{/, '{"__proto__":{"polluted":true},').replace(',}', '}'),
+    },
+    {
+      route, name: 'a nested __proto__ key', status: 400, headers: json,
+      body: () => `{"x":{"__proto__":{"polluted":true}},${valid().slice(1)}`.replace(',}', '}'),
+    },
+    {
+      route, name: 'a constructor.prototype key', status: 400, headers: json,
+      body: () => `{"constructor":{"prototype":{"polluted":true}},${valid().slice(1)}`.replace(',}', '}'),
+    },
+    ...badFields[route].map(([name, body]): Case => ({ route, name, status: 400, headers: json, body: () => JSON.stringify(body) })),
+    ...authCases(route, valid),
+  ];
+  return cases;
+}
+
+/** Every way the token can be wrong, with an otherwise valid request. */
+function authCases(route: Route, body?: () => string, params?: () => Record<string, string>): Case[] {
+  const withType = (h: Headers) => (body ? { ...h, ...JSON_TYPE } : h);
+  return [
+    { route, name: 'no Authorization', status: 401, headers: () => withType({}), body, params },
+    { route, name: 'an empty Authorization', status: 401, headers: () => withType({ authorization: '' }), body, params },
+    { route, name: '"Bearer" alone', status: 401, headers: () => withType({ authorization: 'Bearer' }), body, params },
+    { route, name: 'Bearer garbage', status: 401, headers: () => withType(bearer('garbage')), body, params },
+    { route, name: 'Bearer a.b.c', status: 401, headers: () => withType(bearer('a.b.c')), body, params },
+    {
+      route, name: 'Basic instead of Bearer', status: 401, body, params,
+      headers: () => withType({ authorization: world.tokens[NEEDS[route]].authorization!.replace('Bearer', 'Basic') }),
+    },
+    {
+      route, name: 'a tampered token', status: 401, body, params,
+      headers: () => withType({ authorization: world.tokens[NEEDS[route]].authorization!.slice(0, -2) + 'xx' }),
+    },
+    { route, name: 'a token signed with another key', status: 401, headers: () => withType(world.foreign[NEEDS[route]]), body, params },
+    ...KINDS.filter((k) => k !== NEEDS[route]).map(
+      (kind): Case => ({ route, name: `a ${kind} token`, status: 403, headers: () => withType(world.tokens[kind]), body, params }),
+    ),
+  ];
+}
+
+const cases: Case[] = [
+  ...postCases('start'),
+  {
+    route: 'start', name: "a user token without that organization", status: 403,
+    headers: () => ({ ...world.tokens.user, ...JSON_TYPE }), body: () => JSON.stringify({ organization_id: world.b.organizationId }),
+  },
+  // config names nothing in its body: there is no other gateway's allocation it could ask for.
+  ...postCases('config'),
+  ...postCases('ready'),
+  {
+    route: 'ready', name: "gateway B's token readying A's allocation", status: 403,
+    headers: () => ({ ...world.b.auth, ...JSON_TYPE }), body: () => JSON.stringify({ allocation_id: world.a.id, instance_id: randomUUID() }),
+  },
+  {
+    route: 'ready', name: 'the token of an unregistered gateway', status: 403,
+    headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
+    body: () => JSON.stringify({ allocation_id: null, instance_id: randomUUID() }),
+  },
+  ...postCases('lease'),
+  {
+    route: 'lease', name: "gateway B's token renewing with A's allocation", status: 403,
+    headers: () => ({ ...world.b.auth, ...JSON_TYPE }),
+    body: () => JSON.stringify({ instance_id: world.b.instanceId, allocation_id: world.a.id, epoch: 1 }),
+  },
+  {
+    route: 'lease', name: 'the token of an unregistered gateway', status: 403,
+    headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
+    body: () => JSON.stringify({ instance_id: randomUUID(), allocation_id: null }),
+  },
+  ...postCases('stop'),
+  {
+    route: 'stop', name: "A's organization token naming B's allocation", status: 403,
+    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }), body: () => JSON.stringify({ reason: 'stop', allocation_id: world.b.id }),
+  },
+  ...postCases('restart'),
+  {
+    route: 'restart', name: "A's organization token naming B's allocation", status: 403,
+    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }), body: () => JSON.stringify({ reason: 'reload', allocation_id: world.b.id }),
+  },
+  ...postCases('addGateway'),
+  ...authCases('status'),
+  ...authCases('allocation', undefined, () => ({ allocation_id: world.a.id })),
+  ...BAD_UUIDS.filter((u) => u !== '').map(
+    (u): Case => ({
+      route: 'allocation', name: `path ${JSON.stringify(u)}`, status: 400,
+      headers: () => world.tokens.admin, params: () => ({ allocation_id: u }),
+    }),
+  ),
+  { route: 'allocation', name: 'path with an encoded space', status: 400, headers: () => world.tokens.admin, params: () => ({ allocation_id: ` ${randomUUID()}` }) },
+  { route: 'allocation', name: 'path with an encoded NUL', status: 400, headers: () => world.tokens.admin, params: () => ({ allocation_id: '\0' }) },
+];
+
+describe('bad input answers a 4xx { error, message } and changes nothing', () => {
+  it.each(cases.map((c) => [`${c.route}: ${c.name}`, c] as const))('%s', async (_, c) => {
+    const before = await g.snapshot();
+    const route = ganymedeContract[c.route];
+    const params = c.params?.() ?? {};
+    const path = route.path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(params[name] ?? ''));
+    const res = await rawRequest(g.url, route.method as 'GET' | 'POST', path, c.headers(), c.body?.());
+    const expected = Array.isArray(c.status) ? c.status : [c.status];
+    expect(expected, `${res.status} ${res.text}`).toContain(res.status);
+    expect(errorBodyProblem(res.body), res.text).toBeNull();
+    expect(await g.snapshot()).toEqual(before);
+  });
+});
+
+it('covers every route of the contract, each with body and token cases', () => {
+  for (const route of Object.keys(ganymedeContract) as Route[]) {
+    const names = cases.filter((c) => c.route === route).map((c) => c.name);
+    expect(names, route).toContain('no Authorization');
+    expect(names, route).toContain('Bearer garbage');
+    expect(names, route).toContain('a token signed with another key');
+    for (const kind of KINDS.filter((k) => k !== NEEDS[route])) expect(names, route).toContain(`a ${kind} token`);
+    if (ganymedeContract[route].method === 'POST') {
+      for (const n of ['malformed JSON', 'application/xml', 'a body over 64 KiB', 'a __proto__ key', 'unknown field']) {
+        expect(names, route).toContain(n);
+      }
+    }
+  }
+});
+
+it('the world is intact: A and B still hold their allocations at epoch 1', async () => {
+  for (const x of [world.a, world.b]) {
+    const res = await g.client.allocation({ headers: g.admin, params: { allocation_id: x.id } });
+    expect(res).toMatchObject({ status: 200, body: { state: 'active', epoch: 1 } });
+  }
+});

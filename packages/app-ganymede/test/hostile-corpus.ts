@@ -1,0 +1,208 @@
+/**
+ * Hostile requests for every route of both APIs (Ganymede's and a gateway's): wrong types, missing and unknown
+ * fields, bodies past the 64 KiB limit, prototype-poisoning keys, invalid UTF-8, wrong content types, absurd
+ * numbers, very long strings, SQL-looking strings, bad UUIDs in bodies and paths, malformed URLs.
+ * Each carries a token that would let an otherwise valid request through, so what refuses it is the input.
+ * `hostile-input.test.ts` sends each and expects exactly this status with the contract's error body.
+ */
+import type { ErrorCode } from '@ganymede/contracts';
+
+export interface HostileContext {
+  /** Authorization headers: each the right kind for the routes it is used on. */
+  auth: {
+    admin: Record<string, string>;
+    /** A user of `freeOrganization` (which has no allocation; a free gateway waits). */
+    user: Record<string, string>;
+    /** Gateway A, whose process `instanceA` holds `allocationA`. */
+    gatewayA: Record<string, string>;
+    /** A's allocation's organization token. */
+    orgA: Record<string, string>;
+  };
+  ids: { allocationA: string; instanceA: string; freeOrganization: string };
+}
+
+export interface HostileRequest {
+  api: 'ganymede' | 'gateway';
+  /** The contract route it aims at. */
+  route: string;
+  name: string;
+  method: 'GET' | 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body?: string | Buffer;
+  status: number;
+  /** The error code expected, when the case is about one. */
+  error?: ErrorCode;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+export const SQL = "'; DROP TABLE allocations; --";
+const LONG = 'x'.repeat(60_000); // long, but under the body limit
+const OVERSIZE = 'x'.repeat(70 * 1024); // past the 64 KiB body limit
+const INVALID_UTF8 = Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xff, 0xfe]);
+const TWO_POW_53 = '9007199254740992';
+const UNKNOWN = '0f0e0d0c-0b0a-4908-8706-050403020100'; // a well-formed uuid nothing has
+
+/** `prefix`, invalid UTF-8 bytes, `suffix`. */
+const withInvalidUtf8 = (prefix: string, suffix: string) => Buffer.concat([Buffer.from(prefix), INVALID_UTF8, Buffer.from(suffix)]);
+const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+
+export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
+  const { auth, ids } = ctx;
+  const cases: HostileRequest[] = [];
+  const add = (
+    api: HostileRequest['api'],
+    route: string,
+    method: HostileRequest['method'],
+    path: string,
+    headers: Record<string, string>,
+    list: [name: string, body: string | Buffer | undefined, status: number, error?: ErrorCode, extraHeaders?: Record<string, string>][],
+  ) => {
+    for (const [name, body, status, error, extraHeaders] of list) {
+      cases.push({ api, route, name, method, path, headers: { ...headers, ...(body === undefined ? {} : JSON_TYPE), ...extraHeaders }, body, status, error });
+    }
+  };
+  const json = (v: unknown) => JSON.stringify(v);
+
+  // Ganymede: POST /gateway/start (user token)
+  add('ganymede', 'start', 'POST', '/gateway/start', auth.user, [
+    ['organization_id SQL-looking', json({ organization_id: SQL }), 400, 'bad_request'],
+    ['organization_id 1e308', '{"organization_id":1e308}', 400, 'bad_request'],
+    ['organization_id a 60 000-character string', json({ organization_id: LONG }), 400, 'bad_request'],
+    ['organization_id with invalid UTF-8 bytes', withInvalidUtf8('{"organization_id":"', '"}'), 400, 'bad_request'],
+    ['a __proto__ key', `{"__proto__":{"admin":true},"organization_id":"${ids.freeOrganization}"}`, 400, 'bad_request'],
+    ['a constructor.prototype key', `{"constructor":{"prototype":{"admin":true}},"organization_id":"${ids.freeOrganization}"}`, 400, 'bad_request'],
+    ['a body past 64 KiB', json({ organization_id: ids.freeOrganization, pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['text/html', `<p>${ids.freeOrganization}</p>`, 415, 'unsupported_media_type', { 'content-type': 'text/html' }],
+    ['10 000 nested arrays', `{"organization_id":${nested(10_000)}}`, 400, 'bad_request'],
+    ['the body JSON-encoded twice', json(json({ organization_id: ids.freeOrganization })), 400, 'bad_request'],
+  ]);
+
+  // POST /gateway/config (gateway token)
+  add('ganymede', 'config', 'POST', '/gateway/config', auth.gatewayA, [
+    ['an unknown SQL-looking key', json({ [SQL]: 1 }), 400, 'bad_request'],
+    ['a __proto__ key', '{"__proto__":{"polluted":true}}', 400, 'bad_request'],
+    ['multipart/form-data', '--x\r\n\r\n--x--', 415, 'unsupported_media_type', { 'content-type': 'multipart/form-data; boundary=x' }],
+    ['invalid UTF-8 bytes for a body', INVALID_UTF8, 400, 'bad_request'],
+    ['a body past 64 KiB', json({ pad: OVERSIZE }), 413, 'payload_too_large'],
+  ]);
+
+  // POST /gateway/ready (gateway token)
+  add('ganymede', 'ready', 'POST', '/gateway/ready', auth.gatewayA, [
+    ['allocation_id SQL-looking', json({ allocation_id: SQL, instance_id: ids.instanceA }), 400, 'bad_request'],
+    ['allocation_id with a NUL', json({ allocation_id: `${ids.allocationA}\u0000`, instance_id: ids.instanceA }), 400, 'bad_request'],
+    ['instance_id "NaN"', json({ allocation_id: ids.allocationA, instance_id: 'NaN' }), 400, 'bad_request'],
+    ['allocation_id true', json({ allocation_id: true }), 400, 'bad_request'],
+    ['allocation_id 2**53', `{"allocation_id":${TWO_POW_53}}`, 400, 'bad_request'],
+    ['allocation_id with invalid UTF-8 bytes', withInvalidUtf8('{"allocation_id":"', '"}'), 400, 'bad_request'],
+    ['an allocation that does not exist', json({ allocation_id: UNKNOWN, instance_id: ids.instanceA }), 404, 'allocation_not_found'],
+    ['a constructor.prototype key', `{"constructor":{"prototype":{"x":1}},"allocation_id":null}`, 400, 'bad_request'],
+  ]);
+
+  // POST /gateway/lease (gateway token)
+  const lease = (over: Record<string, unknown>) => json({ instance_id: ids.instanceA, allocation_id: ids.allocationA, epoch: 1, ...over });
+  add('ganymede', 'lease', 'POST', '/gateway/lease', auth.gatewayA, [
+    ['instance_id SQL-looking', lease({ instance_id: SQL }), 400, 'bad_request'],
+    ['epoch 1e308', lease({}).replace('"epoch":1', '"epoch":1e308'), 400, 'bad_request'],
+    ['epoch -1', lease({ epoch: -1 }), 400, 'bad_request'],
+    ['epoch 2**53', lease({}).replace('"epoch":1', `"epoch":${TWO_POW_53}`), 400, 'bad_request'],
+    ['epoch "NaN"', lease({ epoch: 'NaN' }), 400, 'bad_request'],
+    ['epoch NaN (not JSON)', lease({}).replace('"epoch":1', '"epoch":NaN'), 400, 'bad_request'],
+    ['epoch 1e999 (Infinity)', lease({}).replace('"epoch":1', '"epoch":1e999'), 400, 'bad_request'],
+    ['allocation_id an array of it', lease({ allocation_id: [ids.allocationA] }), 400, 'bad_request'],
+    ['a nested __proto__ key', `{"x":{"__proto__":{"y":1}},${lease({}).slice(1)}`, 400, 'bad_request'],
+    ['an allocation that does not exist', lease({ allocation_id: UNKNOWN }), 409, 'allocation_ended'],
+    ['an instance that is not the current one', lease({ instance_id: UNKNOWN }), 409, 'superseded'],
+    ['an epoch the allocation is not at (int4 max)', lease({ epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+    ['application/json-patch+json', lease({}), 415, 'unsupported_media_type', { 'content-type': 'application/json-patch+json' }],
+  ]);
+
+  // POST /gateway/stop (organization token)
+  add('ganymede', 'stop', 'POST', '/gateway/stop', auth.orgA, [
+    ['reason SQL-looking', json({ reason: SQL }), 400, 'bad_request'],
+    ['reason upper-case', json({ reason: 'STOP' }), 400, 'bad_request'],
+    ['epoch 1e308', '{"reason":"stop","epoch":1e308}', 400, 'bad_request'],
+    ['epoch "1"', json({ reason: 'stop', epoch: '1' }), 400, 'bad_request'],
+    ['allocation_id SQL-looking', json({ reason: 'stop', allocation_id: SQL }), 400, 'bad_request'],
+    ['reason with invalid UTF-8 bytes', withInvalidUtf8('{"reason":"st', 'op"}'), 400, 'bad_request'],
+    ['a body past 64 KiB', json({ reason: 'stop', pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['naming an allocation the token is not bound to', json({ reason: 'stop', allocation_id: UNKNOWN }), 403, 'forbidden'],
+    ['an epoch the allocation is not at (int4 max)', json({ reason: 'stop', epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+  ]);
+
+  // POST /gateway/restart (organization token)
+  add('ganymede', 'restart', 'POST', '/gateway/restart', auth.orgA, [
+    ['grace_seconds 1e308', '{"reason":"reload","grace_seconds":1e308}', 400, 'bad_request'],
+    ['grace_seconds -1', json({ reason: 'reload', grace_seconds: -1 }), 400, 'bad_request'],
+    ['grace_seconds 2**53', `{"reason":"reload","grace_seconds":${TWO_POW_53}}`, 400, 'bad_request'],
+    ['grace_seconds "NaN"', json({ reason: 'reload', grace_seconds: 'NaN' }), 400, 'bad_request'],
+    ['reason a 60 000-character string', json({ reason: LONG }), 400, 'bad_request'],
+    ['a constructor.prototype key', '{"constructor":{"prototype":{"x":1}},"reason":"reload"}', 400, 'bad_request'],
+    ['text/plain', json({ reason: 'reload' }), 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+    ['an epoch the allocation is not at (int4 max)', json({ reason: 'reload', epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+  ]);
+
+  // POST /admin/gateways (admin token)
+  add('ganymede', 'addGateway', 'POST', '/admin/gateways', auth.admin, [
+    ['url SQL-looking', json({ url: SQL }), 400, 'bad_request'],
+    ['url file://', json({ url: 'file:///etc/passwd' }), 400, 'bad_request'],
+    ['url a 60 000-character string', json({ url: `http://127.0.0.1/${LONG}` }), 400, 'bad_request'],
+    ['url with invalid UTF-8 bytes in its host', withInvalidUtf8('{"url":"http://', '/"}'), 400, 'bad_request'],
+    ['url 1e308', '{"url":1e308}', 400, 'bad_request'],
+    ['url null', json({ url: null }), 400, 'bad_request'],
+    ['a __proto__ key', '{"__proto__":{"x":1},"url":"http://127.0.0.1:4999"}', 400, 'bad_request'],
+    ['application/x-www-form-urlencoded', 'url=http%3A%2F%2F127.0.0.1%3A4999', 415, 'unsupported_media_type', {
+      'content-type': 'application/x-www-form-urlencoded',
+    }],
+  ]);
+
+  // GET /admin/status (admin token)
+  add('ganymede', 'status', 'GET', '/admin/status', {}, [
+    ['a SQL-looking bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${SQL.replace(/ /g, '')}` }],
+    ['an 8 KiB bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${'a'.repeat(8192)}` }],
+    ['Authorization without a scheme', undefined, 401, 'unauthorized', { authorization: auth.admin.authorization!.slice('Bearer '.length) }],
+  ]);
+  add('ganymede', 'status', 'POST', '/admin/status', auth.admin, [['POST instead of GET', '{}', 404, 'not_found']]);
+
+  // GET /admin/allocations/:allocation_id (admin token)
+  const allocation = (param: string, status: number, error: ErrorCode, name: string) =>
+    cases.push({ api: 'ganymede', route: 'allocation', name, method: 'GET', path: `/admin/allocations/${param}`, headers: auth.admin, status, error });
+  allocation(encodeURIComponent(SQL), 400, 'bad_request', 'path SQL-looking');
+  allocation('%ZZ', 400, 'bad_request', 'path with bad percent-encoding');
+  allocation('%E0%A4%A', 400, 'bad_request', 'path with a truncated percent-encoded character');
+  allocation('%C3%28', 400, 'bad_request', 'path with percent-encoded invalid UTF-8');
+  allocation('a'.repeat(200), 400, 'bad_request', 'path a 200-character id');
+  allocation('..%2F..%2Fadmin%2Fstatus', 400, 'bad_request', 'path traversal');
+  allocation('NaN', 400, 'bad_request', 'path NaN');
+  allocation(UNKNOWN, 404, 'allocation_not_found', 'path an allocation that does not exist');
+
+  // The gateway's API (no tokens: Ganymede and users call it)
+  add('gateway', 'healthz', 'POST', '/healthz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
+  add('gateway', 'whoami', 'POST', '/whoami', {}, [['POST instead of GET', json({ allocation_id: ids.allocationA }), 404, 'not_found']]);
+  add('gateway', 'whoami', 'GET', '/whoami%ZZ', {}, [['a bad percent-encoding after the path', undefined, 400, 'bad_request']]);
+  const serve = (param: string, status: number, error: ErrorCode, name: string) =>
+    cases.push({ api: 'gateway', route: 'serve', name, method: 'GET', path: `/orgs/${param}`, headers: {}, status, error });
+  serve(encodeURIComponent(SQL), 400, 'bad_request', 'organization SQL-looking');
+  serve('%ZZ', 400, 'bad_request', 'organization with bad percent-encoding');
+  serve('%C3%28', 400, 'bad_request', 'organization percent-encoded invalid UTF-8');
+  serve('b'.repeat(200), 400, 'bad_request', 'organization a 200-character id');
+  serve('NaN', 400, 'bad_request', 'organization NaN');
+  serve(UNKNOWN, 404, 'not_found', 'an organization this gateway does not serve');
+  add('gateway', 'allocated', 'POST', '/allocated', {}, [
+    ['allocation_id SQL-looking', json({ allocation_id: SQL }), 400, 'bad_request'],
+    ['a __proto__ key', `{"__proto__":{"x":1},"allocation_id":"${ids.allocationA}"}`, 400, 'bad_request'],
+    ['a constructor.prototype key', `{"constructor":{"prototype":{"x":1}},"allocation_id":"${ids.allocationA}"}`, 400, 'bad_request'],
+    ['a body past 64 KiB', json({ allocation_id: ids.allocationA, pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['text/plain', json({ allocation_id: ids.allocationA }), 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+    ['allocation_id with invalid UTF-8 bytes', withInvalidUtf8('{"allocation_id":"', '"}'), 400, 'bad_request'],
+    ['allocation_id 1e308', '{"allocation_id":1e308}', 400, 'bad_request'],
+    ['allocation_id -1', json({ allocation_id: -1 }), 400, 'bad_request'],
+    ['missing allocation_id, an unknown field', json({ organization_id: ids.freeOrganization }), 400, 'bad_request'],
+    ['10 000 nested arrays', `{"allocation_id":${nested(10_000)}}`, 400, 'bad_request'],
+    ['allocation_id a 60 000-character string', json({ allocation_id: LONG }), 400, 'bad_request'],
+    // Well-formed, but Ganymede holds no such allocation for this gateway: it asks, and refuses.
+    ['an allocation that does not exist', json({ allocation_id: UNKNOWN }), 409, 'allocation_ended'],
+    ["another gateway's allocation", json({ allocation_id: ids.allocationA }), 409, 'allocation_ended'],
+  ]);
+  return cases;
+}

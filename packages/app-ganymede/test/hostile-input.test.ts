@@ -1,0 +1,143 @@
+/**
+ * The hostile corpus (`hostile-corpus.ts`) against a real Ganymede and a real gateway (an in-process `Gateway`
+ * from @ganymede/app-gateway, idle, pointed at this Ganymede): each request answers exactly the 4xx it lists
+ * with exactly `{ error, message }` (a code from ERROR_CODES), and every table is as it was.
+ *
+ * The gateway renews its lease on a timer: the lease here is an hour long and the tests start after its first
+ * renewal, so no renewal falls between a request's before and after snapshots.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ganymedeContract, gatewayContract } from '@ganymede/contracts';
+import { createGanymedeClient, Gateway, type GanymedeClient, loadConfig } from '@ganymede/app-gateway';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HostileContext, hostileCorpus } from './hostile-corpus.js';
+import { bearer, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+
+let g: Awaited<ReturnType<typeof startGanymede>>;
+let target: Awaited<ReturnType<typeof noticeTarget>>;
+let gateway: Gateway;
+let gatewayUrl: string;
+let runDir: string;
+let context: HostileContext;
+
+beforeAll(async () => {
+  g = await startGanymede({ leaseSeconds: 3600 });
+  await g.ganymede.reaper.stop();
+  target = await noticeTarget();
+
+  // Gateway A holds a claimed allocation; the real gateway is ready and free.
+  const a = await g.addReadyGateway(target.url);
+  const organizationA = randomUUID();
+  const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationA, a.auth);
+
+  const added = await g.client.addGateway({ headers: g.admin, body: { url: 'http://127.0.0.1:9' } });
+  if (added.status !== 201) throw new Error(`addGateway answered ${added.status}`);
+  runDir = await mkdtemp(join(tmpdir(), 'hostile-gw-'));
+  const client = createGanymedeClient({ baseUrl: g.url });
+  let renewed!: () => void;
+  const firstRenewal = new Promise<void>((resolve) => (renewed = resolve));
+  const watched: GanymedeClient = {
+    ...client,
+    lease: async (...args) => {
+      const answer = await client.lease(...args);
+      setImmediate(renewed);
+      return answer;
+    },
+  };
+  gateway = new Gateway({
+    config: loadConfig({
+      GATEWAY_ID: added.body.gateway_id,
+      GATEWAY_TOKEN: added.body.token,
+      GANYMEDE_URL: g.url,
+      GATEWAY_PORT: '0',
+      GATEWAY_RUN_DIR: runDir,
+    }),
+    logger: pino({ level: 'silent' }),
+    client: watched,
+  });
+  await gateway.start();
+  await firstRenewal;
+  gatewayUrl = `http://127.0.0.1:${gateway.port()}`;
+  await g.ganymede.db.query('UPDATE gateways SET url = $1 WHERE id = $2', [gatewayUrl, added.body.gateway_id]);
+
+  context = {
+    auth: {
+      admin: g.admin,
+      user: await g.userToken(randomUUID()),
+      gatewayA: a.auth,
+      orgA: orgAuth,
+    },
+    ids: { allocationA: allocation.allocation_id, instanceA: instanceId, freeOrganization: randomUUID() },
+  };
+  context.auth.user = await g.userToken(context.ids.freeOrganization);
+});
+afterAll(async () => {
+  await gateway?.shutdown({ kind: 'stop', reason: 'stop' });
+  await g?.close();
+  await target?.close();
+  if (runDir) await rm(runDir, { recursive: true, force: true });
+});
+
+/** Every table; control_plane without last_reaped_at (only a reaper pass writes it, and none runs here). */
+async function everything() {
+  const { rows } = await g.ganymede.db.query('SELECT id, expiry_held_until FROM control_plane');
+  return { ...(await g.snapshot()), control_plane: rows };
+}
+
+/**
+ * The corpus is built from the world `beforeAll` makes, which test collection runs before: the list of cases (their
+ * names and statuses) is taken from the corpus over a stand-in world, the requests from the real one.
+ */
+const STAND_IN: HostileContext = {
+  auth: { admin: bearer('a'), user: bearer('u'), gatewayA: bearer('g'), orgA: bearer('o') },
+  ids: { allocationA: randomUUID(), instanceA: randomUUID(), freeOrganization: randomUUID() },
+};
+const NAMES = hostileCorpus(STAND_IN).map((c, i) => [`${c.api} ${c.route}: ${c.name} (${c.status})`, i] as const);
+
+describe('a hostile request answers its 4xx with exactly { error, message } and changes nothing', () => {
+  it.each(NAMES)('%s', async (_, index) => {
+    const c = hostileCorpus(context)[index]!;
+    const base = c.api === 'ganymede' ? g.url : gatewayUrl;
+    const before = await everything();
+    const res = await rawRequest(base, c.method, c.path, c.headers, c.body);
+    expect(res.status, res.text.slice(0, 300)).toBe(c.status);
+    expect(errorBodyProblem(res.body), res.text.slice(0, 300)).toBeNull();
+    if (c.error) expect((res.body as { error: string }).error).toBe(c.error);
+    expect(await everything()).toEqual(before);
+  });
+});
+
+describe('the corpus', () => {
+  const corpus = hostileCorpus(STAND_IN);
+
+  it('has at least 60 requests, every one a 4xx, and reaches every route of both APIs', () => {
+    expect(corpus.length).toBeGreaterThanOrEqual(60);
+    for (const c of corpus) expect(c.status, c.name).toBeGreaterThanOrEqual(400);
+    for (const c of corpus) expect(c.status, c.name).toBeLessThan(500);
+    const reached = (api: string) => new Set(corpus.filter((c) => c.api === api).map((c) => c.route));
+    expect([...reached('ganymede')].sort()).toEqual(Object.keys(ganymedeContract).sort());
+    expect([...reached('gateway')].sort()).toEqual(Object.keys(gatewayContract).sort());
+  });
+
+  it('covers each kind of hostile input', () => {
+    const names = corpus.map((c) => c.name).join('\n');
+    for (const kind of ['SQL-looking', '__proto__', 'constructor.prototype', 'invalid UTF-8', 'past 64 KiB', '1e308', '-1', '2**53', '"NaN"', '60 000-character', 'percent-encoding', 'unknown field', 'text/plain']) {
+      expect(names, kind).toContain(kind);
+    }
+  });
+});
+
+describe('afterwards', () => {
+  it('the world is intact: A still holds its allocation at epoch 1; the real gateway is up, idle and in the pool', async () => {
+    const res = await g.client.allocation({ headers: g.admin, params: { allocation_id: context.ids.allocationA } });
+    expect(res).toMatchObject({ status: 200, body: { state: 'active', epoch: 1, events: [{ kind: 'allocated' }] } });
+    expect(gateway.phase()).toBe('up');
+    expect(gateway.whoami()).toMatchObject({ allocation_id: null, epoch: null });
+    const pool = await g.client.status({ headers: g.admin });
+    expect(pool.status === 200 && pool.body.gateways.find((e) => e.url === gatewayUrl)).toMatchObject({ ready: true, state: 'idle' });
+  });
+});

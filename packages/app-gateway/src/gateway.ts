@@ -1,0 +1,446 @@
+/**
+ * One gateway process's lifecycle.
+ *
+ * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures:
+ *           /gateway/config 200 → /gateway/ready {allocation_id} → serving at the epoch /ready answers;
+ *           /gateway/config 404 (or the allocation is gone) → /gateway/ready {allocation_id: null} → idle.
+ * allocated(): Ganymede's notice on an idle gateway; verified with /gateway/config, claimed with /gateway/ready.
+ * shutdown(): stop taking traffic; if serving, /gateway/restart (restart reasons) or /gateway/stop (stop reasons);
+ *           resolves with the exit code (75 restart, 0 stop) within the shutdown budget whatever Ganymede does.
+ *
+ * Boot, claims and the shutdown's wait run one at a time (`serial`), so two notices never both claim.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { ConfigResponse, ServedAllocation, Whoami } from '@ganymede/contracts';
+import { failpoint } from '@ganymede/failpoints';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import type { GatewayConfig } from './config.js';
+import { EXIT_CODES, GanymedeAnswerError, GatewayError } from './errors.js';
+import { createGanymedeClient, type GanymedeClient, InvalidAnswerError } from './ganymede-client.js';
+import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase } from './http-api.js';
+import { retry, type RetryOptions } from './retry.js';
+import type { ShutdownRequest } from './shutdown-reason.js';
+
+/** The allocation this process holds, with what it needs to speak for it. */
+export interface HeldAllocation {
+  allocationId: string;
+  organizationId: string;
+  organizationToken: string;
+  epoch: number;
+  state: ServedAllocation['state'];
+}
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  logger: FastifyBaseLogger;
+  /** Defaults to a client for `config.ganymedeUrl`; the gateway destroys it on shutdown either way. */
+  client?: GanymedeClient;
+  /** Backoff settings for boot calls (tests shorten them); the total comes from `config.bootTimeoutMs`. */
+  retry?: Pick<RetryOptions, 'baseMs' | 'capMs'>;
+  /** Called when Ganymede says another process took this gateway or its allocation over: stand down. */
+  onSuperseded?: (reason: string) => void;
+}
+
+/** Attempts to reach a stable answer when allocations keep changing under us (config → ready → config ...). */
+const MAX_SETTLE_ROUNDS = 5;
+
+type ConfigBody = z.infer<typeof ConfigResponse>;
+
+/** Runs tasks one at a time, in arrival order. */
+class Serial {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+  /** Settles once every task queued so far has finished. */
+  idle(): Promise<void> {
+    return this.tail;
+  }
+}
+
+/** Resolves when the promise settles or `ms` passed, whichever comes first; true when it settled. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class Gateway implements GatewayView {
+  /** Identifies this process to Ganymede: a repeated /ready from it does not bump the epoch. */
+  readonly instanceId = randomUUID();
+  readonly startedAt = new Date().toISOString();
+  readonly app: FastifyInstance;
+  private readonly config: GatewayConfig;
+  private readonly log: FastifyBaseLogger;
+  private readonly client: GanymedeClient;
+  private readonly retryOptions: Pick<RetryOptions, 'baseMs' | 'capMs'>;
+  private readonly serial = new Serial();
+  private readonly abortBoot = new AbortController();
+  private current: Phase = 'created';
+  private held: HeldAllocation | null = null;
+  private startPromise: Promise<void> | undefined;
+  private shutdownPromise: Promise<number> | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
+  private leaseSeconds = 10;
+  private readonly onSuperseded: (reason: string) => void;
+
+  constructor(options: GatewayOptions) {
+    this.config = options.config;
+    this.log = options.logger;
+    this.client =
+      options.client ?? createGanymedeClient({ baseUrl: options.config.ganymedeUrl, timeoutMs: options.config.requestTimeoutMs });
+    this.retryOptions = options.retry ?? {};
+    this.onSuperseded = options.onSuperseded ?? (() => undefined);
+    this.app = createGatewayServer(this, { logger: options.logger });
+  }
+
+  phase(): Phase {
+    return this.current;
+  }
+
+  allocation(): HeldAllocation | null {
+    return this.held;
+  }
+
+  serving(): boolean {
+    return this.current === 'up' && this.held !== null;
+  }
+
+  /** The port actually listened on (useful with GATEWAY_PORT=0); undefined before start(). */
+  port(): number | undefined {
+    const address = this.app.server.address() as AddressInfo | null;
+    return address?.port;
+  }
+
+  whoami(): Whoami {
+    return {
+      gateway_id: this.config.gatewayId,
+      organization_id: this.held?.organizationId ?? null,
+      allocation_id: this.held?.allocationId ?? null,
+      epoch: this.held?.epoch ?? null,
+      pid: process.pid,
+      started_at: this.startedAt,
+    };
+  }
+
+  /** Log fields naming what this process holds. */
+  private context() {
+    return {
+      instance_id: this.instanceId,
+      organization_id: this.held?.organizationId ?? null,
+      allocation_id: this.held?.allocationId ?? null,
+      epoch: this.held?.epoch ?? null,
+    };
+  }
+
+  /** Listens, then settles with Ganymede. Safe to call twice: returns the start in flight. */
+  start(): Promise<void> {
+    this.startPromise ??= this.doStart();
+    return this.startPromise;
+  }
+
+  private async doStart(): Promise<void> {
+    this.current = 'booting';
+    await this.app.listen({ port: this.config.port, host: this.config.host });
+    const port = this.port();
+    this.log.info(
+      { event: 'listening', port, host: this.config.host, url: `http://${this.config.host}:${port}`, instance_id: this.instanceId },
+      `listening on ${this.config.host}:${port}`,
+    );
+    await this.serial.run(() => this.settleAtBoot());
+    if (this.current !== 'booting') return; // a shutdown began meanwhile
+    this.current = 'up';
+    if (this.held) this.log.info({ event: 'serving', ...this.context() }, 'serving the allocation');
+    else this.log.info({ event: 'idle', ...this.context() }, 'idle: ready to be allocated');
+    // The first renewal comes at once: it is what makes this process's liveness known to Ganymede.
+    this.scheduleRenewal(0);
+  }
+
+  /** Next renewal in `delayMs`, or at about a third of the lease with ±25% jitter so a fleet spreads out. */
+  private scheduleRenewal(delayMs = (this.leaseSeconds * 1000 * (0.75 + Math.random() * 0.5)) / 3): void {
+    clearTimeout(this.leaseTimer);
+    if (this.current !== 'up') return;
+    this.leaseTimer = setTimeout(() => void this.serial.run(() => this.renewLease()).finally(() => this.scheduleRenewal()), delayMs);
+    this.leaseTimer.unref();
+  }
+
+  /**
+   * One renewal. Ganymede down or failing: keep serving (a control-plane outage must not end healthy
+   * service) and try again next time. Refused because the allocation ended: stop serving it and say ready
+   * again, idle. Refused because another process took over (superseded, stale epoch): stand down.
+   */
+  private async renewLease(): Promise<void> {
+    if (this.current !== 'up') return;
+    const held = this.held;
+    const body = { instance_id: this.instanceId, allocation_id: held?.allocationId ?? null, ...(held ? { epoch: held.epoch } : {}) };
+    let answer;
+    try {
+      answer = await this.client.lease(this.config.gatewayToken, body);
+    } catch (error) {
+      this.log.warn({ event: 'lease_failed', err: error, ...this.context() }, 'could not renew the lease; still serving');
+      return;
+    }
+    if (this.current !== 'up') return;
+    if (answer.status === 200) {
+      this.leaseSeconds = answer.body.lease.seconds;
+      const given = answer.body.allocation;
+      if (!held && given) {
+        this.log.info({ event: 'allocation_raced', allocation_id: given.allocation_id }, 'allocated meanwhile: claiming it');
+        await this.claim(given.allocation_id);
+      }
+      return;
+    }
+    if (answer.status === 409 && answer.body.error === 'allocation_ended') {
+      this.held = null;
+      this.log.warn({ event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null }, 'the allocation ended: no longer serving it');
+      await this.settleAtBoot().catch((err: unknown) => this.log.error({ event: 'resettle_failed', err }, 'could not say ready again'));
+      return;
+    }
+    if (answer.status === 409) {
+      this.held = null;
+      this.log.warn({ event: 'superseded', reason: answer.body.error, allocation_id: held?.allocationId ?? null }, 'another process took over: standing down');
+      this.onSuperseded(answer.body.error);
+      return;
+    }
+    this.log.error({ event: 'lease_refused', status: answer.status, body: answer.body }, 'Ganymede refused the lease renewal');
+  }
+
+  /** One boot call, retried while it fails transiently (network, timeout, 5xx) within the boot budget. */
+  private bootCall<A extends { status: number; body: unknown }>(
+    what: string,
+    deadline: number,
+    call: (signal: AbortSignal) => Promise<A>,
+  ): Promise<A> {
+    return retry(
+      async () => {
+        const answer = await call(this.abortBoot.signal);
+        if (answer.status >= 500) throw new GanymedeAnswerError(what, answer);
+        return answer;
+      },
+      {
+        ...this.retryOptions,
+        totalMs: Math.max(0, deadline - Date.now()),
+        signal: this.abortBoot.signal,
+        onRetry: ({ attempt, delayMs, error }) =>
+          this.log.warn(
+            { event: 'boot_retry', call: what, attempt: attempt + 1, delay_ms: delayMs, err: error },
+            `${what} failed; retrying in ${delayMs} ms`,
+          ),
+      },
+    );
+  }
+
+  private async settleAtBoot(): Promise<void> {
+    const deadline = Date.now() + this.config.bootTimeoutMs;
+    const token = this.config.gatewayToken;
+    const instance_id = this.instanceId;
+    const config = () => this.bootCall('POST /gateway/config', deadline, (signal) => this.client.config(token, { signal }));
+    const ready = (allocation_id: string | null) =>
+      this.bootCall('POST /gateway/ready', deadline, (signal) => this.client.ready(token, { allocation_id, instance_id }, { signal }));
+
+    for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      const configured = await config();
+      failpoint('gateway:after:config');
+      if (configured.status === 200) {
+        const { allocation_id, organization_id, state, epoch } = configured.body;
+        this.log.info(
+          { event: 'config', allocation_id, organization_id, state, epoch },
+          'Ganymede holds an allocation for this gateway: reclaiming it',
+        );
+        const claimed = await ready(allocation_id);
+        failpoint('gateway:after:ready');
+        if (claimed.status === 200) {
+          const { allocation, reclaimed } = claimed.body;
+          this.leaseSeconds = claimed.body.lease.seconds;
+          if (allocation?.allocation_id === allocation_id) {
+            this.hold(configured.body, allocation);
+            this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${allocation.epoch}`);
+            return;
+          }
+          if (allocation !== null) {
+            this.log.warn(
+              { event: 'allocation_changed', allocation_id: allocation.allocation_id },
+              'Ganymede answered another allocation: asking again',
+            );
+            continue;
+          }
+          this.log.warn({ event: 'allocation_gone', allocation_id }, 'Ganymede answered no allocation: idle');
+          return;
+        }
+        if (claimed.status !== 404 && claimed.status !== 409) throw new GanymedeAnswerError('POST /gateway/ready', claimed);
+        this.log.info({ event: 'allocation_gone', allocation_id, error: claimed.body.error }, 'the allocation is gone: coming up idle');
+      } else if (configured.status === 404) {
+        this.log.info({ event: 'config', allocation_id: null }, 'Ganymede holds no allocation for this gateway');
+      } else {
+        throw new GanymedeAnswerError('POST /gateway/config', configured);
+      }
+
+      const idle = await ready(null);
+      if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
+      this.leaseSeconds = idle.body.lease.seconds;
+      if (idle.body.allocation === null) return;
+      this.log.info(
+        { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
+        'allocated while coming up idle: claiming it',
+      );
+    }
+    throw new GatewayError('BOOT_FAILED', `the allocation kept changing over ${MAX_SETTLE_ROUNDS} rounds with Ganymede`);
+  }
+
+  private hold(config: ConfigBody, served: ServedAllocation): void {
+    this.held = {
+      allocationId: served.allocation_id,
+      organizationId: served.organization_id,
+      organizationToken: config.organization_token,
+      epoch: served.epoch,
+      state: served.state,
+    };
+  }
+
+  /** Ganymede says this gateway was allocated. Trust nothing: ask /gateway/config, claim with /gateway/ready. */
+  allocated(allocationId: string): Promise<AllocatedAnswer> {
+    if (this.current !== 'up') return Promise.resolve({ status: 503, body: NOT_READY });
+    return this.serial.run(() => this.claim(allocationId));
+  }
+
+  private async claim(allocationId: string): Promise<AllocatedAnswer> {
+    const ended = (message: string): AllocatedAnswer => ({ status: 409, body: { error: 'allocation_ended', message } });
+    if (this.current !== 'up') return { status: 503, body: NOT_READY };
+    if (this.held) {
+      return this.held.allocationId === allocationId
+        ? { status: 200, body: this.whoami() }
+        : ended(`this gateway serves allocation ${this.held.allocationId}`);
+    }
+    const token = this.config.gatewayToken;
+    this.log.info({ event: 'allocated_notice', allocation_id: allocationId }, 'allocation notice: asking Ganymede');
+    try {
+      const config = await this.client.config(token);
+      if (config.status === 404) return ended('Ganymede holds no allocation for this gateway');
+      if (config.status !== 200) throw new GanymedeAnswerError('POST /gateway/config', config);
+      if (config.body.allocation_id !== allocationId) {
+        return ended(`Ganymede holds allocation ${config.body.allocation_id}, not ${allocationId}`);
+      }
+      const ready = await this.client.ready(token, { allocation_id: allocationId, instance_id: this.instanceId });
+      if (ready.status === 404 || ready.status === 409) return ended(`Ganymede refused the claim: ${ready.body.error}`);
+      if (ready.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', ready);
+      if (ready.body.allocation?.allocation_id !== allocationId) return ended('Ganymede answered another allocation');
+      this.hold(config.body, ready.body.allocation);
+      this.log.info({ event: 'claimed', ...this.context() }, 'claimed the allocation: serving');
+      return { status: 200, body: this.whoami() };
+    } catch (error) {
+      this.log.error({ event: 'claim_failed', allocation_id: allocationId, err: error }, 'could not confirm the allocation with Ganymede');
+      return { status: 503, body: { error: 'not_ready', message: 'could not confirm the allocation with Ganymede' } };
+    }
+  }
+
+  /**
+   * Shuts down for `request.reason` and resolves with the exit code. Safe to call twice: returns the
+   * shutdown in flight (the first reason wins). Never rejects.
+   */
+  shutdown(request: ShutdownRequest): Promise<number> {
+    this.shutdownPromise ??= this.doShutdown(request);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(request: ShutdownRequest): Promise<number> {
+    const { kind, reason } = request;
+    const exitCode = kind === 'restart' ? EXIT_CODES.restart : EXIT_CODES.stopped;
+    const budget = this.config.shutdownTimeoutMs;
+    // Keep a slice of the budget for closing and exiting after the call to Ganymede.
+    const deadline = Date.now() + budget - Math.min(500, Math.floor(budget / 5));
+    const remaining = () => deadline - Date.now();
+    const was = this.current;
+    this.current = 'shutting_down';
+    clearTimeout(this.leaseTimer);
+    this.log.info({ event: 'shutdown_started', kind, reason, phase: was, ...this.context() }, `shutting down (${reason})`);
+
+    this.abortBoot.abort(new GatewayError('BOOT_FAILED', `shutting down (${reason}) during boot`));
+    const closing = was === 'created' ? Promise.resolve() : this.app.close();
+    closing.catch((err: unknown) => this.log.error({ event: 'close_failed', err }, 'closing the server failed'));
+
+    if (!(await within(this.serial.idle(), remaining()))) {
+      this.log.warn({ event: 'claim_still_running', reason }, 'a claim with Ganymede is still running at the deadline');
+    }
+    const held = this.held;
+    if (held) {
+      try {
+        await this.tellGanymede(request, held, remaining());
+      } catch (error) {
+        const event = kind === 'restart' ? 'restart_failed' : 'stop_failed';
+        this.log.error({ event, reason, err: error, ...this.context() }, `could not tell Ganymede (${reason})`);
+      }
+    }
+    if (!(await within(closing, remaining()))) this.log.warn({ event: 'close_timeout' }, 'open connections at the deadline');
+    await this.client.destroy().catch(() => undefined);
+    this.current = 'stopped';
+    this.log.info({ event: 'shutdown_complete', kind, reason, exit_code: exitCode, ...this.context() }, `shut down (${reason})`);
+    return exitCode;
+  }
+
+  private async tellGanymede(request: ShutdownRequest, held: HeldAllocation, timeLeftMs: number): Promise<void> {
+    const timeoutMs = Math.min(this.config.requestTimeoutMs, timeLeftMs);
+    const fields = { reason: request.reason, ...this.context() };
+    if (timeoutMs < 10) {
+      this.log.error({ event: `${request.kind}_skipped`, ...fields }, 'no time left to tell Ganymede');
+      return;
+    }
+    const base = { epoch: held.epoch, allocation_id: held.allocationId };
+    if (request.kind === 'restart') {
+      const grace = this.config.restartGraceSeconds;
+      const body = { reason: request.reason, ...base, ...(grace === undefined ? {} : { grace_seconds: grace }) };
+      this.log.info({ event: 'restart_requesting', ...fields }, 'asking Ganymede to keep the allocation');
+      failpoint('gateway:before:restart');
+      const answer = await this.client.restart(held.organizationToken, body, { timeoutMs }).catch((error: unknown) => {
+        // A 404 whose body is off the contract: a Ganymede too old to have the route at all. Same as a 404.
+        if (error instanceof InvalidAnswerError && error.status === 404) {
+          return { status: 404 as const, body: { error: 'not_found' as const, message: 'no /gateway/restart route' } };
+        }
+        throw error;
+      });
+      failpoint('gateway:after:restart');
+      if (answer.status === 200) {
+        const { restart_deadline } = answer.body;
+        this.log.info({ event: 'restart_requested', restart_deadline, ...fields }, `allocation kept until ${restart_deadline}`);
+      } else if (answer.status === 404) {
+        // An older Ganymede without /gateway/restart: never fall back to /gateway/stop; the next start reclaims.
+        this.log.warn(
+          { event: 'restart_unsupported', status: 404, error: answer.body.error, ...fields },
+          'Ganymede has no restart for this allocation: leaving it as it is',
+        );
+      } else if (answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
+        const { error } = answer.body;
+        this.log.info({ event: 'restart_refused', status: 409, error, ...fields }, `nothing to keep: ${error}`);
+      } else {
+        throw new GanymedeAnswerError('POST /gateway/restart', answer);
+      }
+      return;
+    }
+    const body = { reason: request.reason, ...base };
+    this.log.info({ event: 'stop_requesting', ...fields }, 'asking Ganymede to end the allocation');
+    failpoint('gateway:before:stop');
+    const answer = await this.client.stop(held.organizationToken, body, { timeoutMs });
+    failpoint('gateway:after:stop');
+    if (answer.status === 200) {
+      this.log.info({ event: 'stop_confirmed', ended_reason: answer.body.ended_reason, ...fields }, 'allocation ended');
+    } else if (answer.status === 404 || answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
+      const { error } = answer.body;
+      this.log.info({ event: 'stop_refused', status: answer.status, error, ...fields }, `nothing to end: ${error}`);
+    } else {
+      throw new GanymedeAnswerError('POST /gateway/stop', answer);
+    }
+  }
+}

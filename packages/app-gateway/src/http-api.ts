@@ -1,0 +1,49 @@
+/**
+ * The gateway's own API (`gatewayContract`), served by the shared `createServer`.
+ * The router reads everything from a `GatewayView`: the lifecycle owns the state, this module only maps it.
+ */
+import { type ErrorBody, gatewayContract, type Whoami } from '@ganymede/contracts';
+import { createServer } from '@ganymede/http-server';
+import { initServer } from '@ts-rest/fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+
+export type Phase = 'created' | 'booting' | 'up' | 'shutting_down' | 'stopped';
+
+export type AllocatedAnswer =
+  | { status: 200; body: Whoami }
+  | { status: 409; body: ErrorBody & { error: 'allocation_ended' } }
+  | { status: 503; body: ErrorBody & { error: 'not_ready' } };
+
+/** What the API needs to know about the process. */
+export interface GatewayView {
+  phase(): Phase;
+  /** Which allocation this process serves; nulls when idle. */
+  whoami(): Whoami;
+  /** Ganymede's notice that this (idle) gateway was allocated: verified with Ganymede before answering. */
+  allocated(allocationId: string): Promise<AllocatedAnswer>;
+}
+
+export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting or shutting down' } as const;
+
+export function gatewayRouter(view: GatewayView) {
+  return initServer().router(gatewayContract, {
+    healthz: async () => {
+      const who = view.whoami();
+      return { status: 200, body: { status: 'ok', serving: view.phase() === 'up' && who.allocation_id !== null } };
+    },
+    whoami: async () => ({ status: 200, body: view.whoami() }),
+    serve: async ({ params }) => {
+      if (view.phase() !== 'up') return { status: 503, body: NOT_READY };
+      const who = view.whoami();
+      if (who.organization_id !== params.organization_id) {
+        return { status: 404, body: { error: 'not_found', message: 'this gateway does not serve that organization' } };
+      }
+      return { status: 200, body: who };
+    },
+    allocated: async ({ body }) => view.allocated(body.allocation_id),
+  });
+}
+
+export function createGatewayServer(view: GatewayView, options: { logger: FastifyBaseLogger | false }): FastifyInstance {
+  return createServer(gatewayContract, gatewayRouter(view), options);
+}

@@ -1,0 +1,166 @@
+/**
+ * A fake Ganymede for tests: a real Fastify server on port 0 serving every route of `ganymedeContract`,
+ * recording each call and answering with whatever the test configured (any status, any body, or never).
+ */
+import { ganymedeContract, ids } from '@ganymede/contracts';
+import Fastify, { type FastifyInstance } from 'fastify';
+
+export type RouteName = keyof typeof ganymedeContract;
+
+export interface Call {
+  route: RouteName;
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  contentType: string | undefined;
+  body: Record<string, unknown>;
+  /** The client side's port: the same for calls over one kept-alive connection. */
+  remotePort: number | undefined;
+  at: number;
+}
+
+/** An answer: a status with a JSON body (or a raw text body), or 'hang' to never answer. */
+export type Answer = { status: number; body?: unknown; raw?: string; contentType?: string } | 'hang';
+export type Responder = (call: Call) => Answer | Promise<Answer>;
+
+export interface FakeGanymede {
+  url: string;
+  port: number;
+  calls: Call[];
+  answers: Partial<Record<RouteName, Responder>>;
+  callsTo(route: RouteName): Call[];
+  /** Every call but lease renewals: those come on a timer, and most tests assert the protocol's order. */
+  protocolCalls(): Call[];
+  /** The `n`th call (1-based, counting calls already made) to `route`. */
+  waitForCall(route: RouteName, n?: number): Promise<Call>;
+  close(): Promise<void>;
+}
+
+export async function startFakeGanymede(answers: Partial<Record<RouteName, Responder>> = {}): Promise<FakeGanymede> {
+  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
+  const calls: Call[] = [];
+  const waiters: { route: RouteName; n: number; resolve: (call: Call) => void }[] = [];
+  const fake: FakeGanymede = {
+    url: '',
+    port: 0,
+    calls,
+    answers,
+    callsTo: (route) => calls.filter((c) => c.route === route),
+    protocolCalls: () => calls.filter((c) => c.route !== 'lease'),
+    waitForCall: (route, n = 1) => {
+      const existing = fake.callsTo(route)[n - 1];
+      if (existing) return Promise.resolve(existing);
+      return new Promise((resolve) => waiters.push({ route, n, resolve }));
+    },
+    close: () => app.close(),
+  };
+
+  for (const [name, route] of Object.entries(ganymedeContract) as [RouteName, (typeof ganymedeContract)[RouteName]][]) {
+    app.route({
+      method: route.method,
+      url: route.path,
+      handler: async (request, reply) => {
+        const call: Call = {
+          route: name,
+          method: request.method,
+          url: request.url,
+          authorization: request.headers.authorization,
+          contentType: request.headers['content-type'],
+          body: (request.body ?? {}) as Record<string, unknown>,
+          remotePort: request.socket.remotePort,
+          at: Date.now(),
+        };
+        calls.push(call);
+        const count = fake.callsTo(name).length;
+        for (const waiter of waiters.filter((w) => w.route === name && w.n === count)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(call);
+        }
+        const responder = fake.answers[name];
+        const answer: Answer = responder ? await responder(call) : { status: 500, body: { error: 'internal', message: `no answer set for ${name}` } };
+        if (answer === 'hang') return new Promise(() => undefined);
+        if (answer.raw !== undefined) {
+          return reply
+            .status(answer.status)
+            .type(answer.contentType ?? 'text/plain')
+            .send(answer.raw);
+        }
+        return reply.status(answer.status).type(answer.contentType ?? 'application/json').send(JSON.stringify(answer.body ?? {}));
+      },
+    });
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  fake.port = typeof address === 'object' && address ? address.port : 0;
+  fake.url = `http://127.0.0.1:${fake.port}`;
+  return fake;
+}
+
+export const GATEWAY_ID = ids.GATEWAY;
+export const GATEWAY_TOKEN = 'gateway-token';
+export const ORG_TOKEN = 'organization-token';
+export const ORG = ids.ORG;
+export const ALLOCATION = ids.ALLOCATION;
+
+/**
+ * Answers that behave like Ganymede for one gateway holding (or not) one allocation: /ready with the
+ * allocation from a new instance bumps the epoch, a repeated /ready from the same instance does not;
+ * /restart and /stop answer for the epoch they are given.
+ */
+export function allocationAnswers(options: { allocated: boolean; epoch?: number }) {
+  const state = {
+    allocated: options.allocated,
+    epoch: options.epoch ?? 2,
+    instances: new Set<string>(),
+    restartDeadline: '2030-01-01T00:00:00.000Z',
+  };
+  const served = () => ({ allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: state.epoch });
+  const lease = { expires_at: null, seconds: 10 };
+  const answers: Partial<Record<RouteName, Responder>> = {
+    config: () =>
+      state.allocated
+        ? {
+            status: 200,
+            body: {
+              gateway_id: GATEWAY_ID,
+              organization_id: ORG,
+              organization_token: ORG_TOKEN,
+              allocation_id: ALLOCATION,
+              state: 'active',
+              epoch: state.epoch,
+              restart_deadline: null,
+            },
+          }
+        : { status: 404, body: { error: 'no_allocation', message: 'this gateway holds no live allocation' } },
+    ready: (call) => {
+      const instance = String(call.body.instance_id);
+      if (call.body.allocation_id === null) {
+        return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: null, reclaimed: false, lease } };
+      }
+      if (!state.allocated || call.body.allocation_id !== ALLOCATION) {
+        return { status: 409, body: { error: 'allocation_ended', message: 'the allocation has ended' } };
+      }
+      if (!state.instances.has(instance)) {
+        state.instances.add(instance);
+        state.epoch += 1;
+      }
+      return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: served(), reclaimed: true, lease } };
+    },
+    lease: (call) => ({
+      status: 200,
+      body: { lease: { ...lease, expires_at: '2030-01-01T00:00:00.000Z' }, allocation: call.body.allocation_id ? served() : null },
+    }),
+    restart: (call) => ({
+      status: 200,
+      body: { allocation_id: ALLOCATION, state: 'restarting', epoch: Number(call.body.epoch), restart_deadline: state.restartDeadline },
+    }),
+    stop: (call) => {
+      state.allocated = false;
+      return {
+        status: 200,
+        body: { allocation_id: ALLOCATION, state: 'ended', epoch: Number(call.body.epoch), ended_at: '2030-01-01T00:00:00.000Z', ended_reason: call.body.reason },
+      };
+    },
+  };
+  return { state, answers };
+}

@@ -1,0 +1,146 @@
+import { createServer } from 'node:net';
+import { ganymedeContract, ganymedeExamples } from '@ganymede/contracts';
+import { ResponseValidationError, UnknownStatusError } from '@ts-rest/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GanymedeTimeoutError } from '../src/errors.js';
+import { createGanymedeClient, type GanymedeClient } from '../src/ganymede-client.js';
+import { type FakeGanymede, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+
+const TOKEN = 'the-token';
+
+/** Each route called the way its example request says. */
+const invoke: Record<RouteName, (client: GanymedeClient) => Promise<{ status: number; body: unknown }>> = {
+  start: (c) => c.start(TOKEN, ganymedeExamples.start.request.body),
+  config: (c) => c.config(TOKEN),
+  ready: (c) => c.ready(TOKEN, ganymedeExamples.ready.request.body),
+  lease: (c) => c.lease(TOKEN, ganymedeExamples.lease.request.body),
+  stop: (c) => c.stop(TOKEN, ganymedeExamples.stop.request.body),
+  restart: (c) => c.restart(TOKEN, ganymedeExamples.restart.request.body),
+  addGateway: (c) => c.addGateway(TOKEN, ganymedeExamples.addGateway.request.body),
+  status: (c) => c.status(TOKEN),
+  allocation: (c) => c.allocation(TOKEN, ganymedeExamples.allocation.request.params.allocation_id),
+};
+
+let fake: FakeGanymede;
+let client: GanymedeClient;
+
+beforeAll(async () => {
+  fake = await startFakeGanymede();
+  client = createGanymedeClient({ baseUrl: fake.url, timeoutMs: 2_000 });
+});
+afterAll(async () => {
+  await client.close();
+  await fake.close();
+});
+
+describe('every declared status of every route comes back as { status, body }', () => {
+  const cases = Object.entries(ganymedeExamples).flatMap(([route, example]) =>
+    Object.entries(example.responses).map(([status, body]) => [route as RouteName, Number(status), body] as const),
+  );
+
+  it('covers every route and status of the contract', () => {
+    const declared = Object.entries(ganymedeContract).flatMap(([route, r]) => Object.keys(r.responses).map((s) => `${route} ${s}`));
+    expect(cases.map(([route, status]) => `${route} ${status}`).sort()).toEqual(declared.sort());
+  });
+
+  it.each(cases)('%s answers %i', async (route, status, body) => {
+    fake.answers[route] = () => ({ status, body });
+    const before = fake.calls.length;
+    const answer = await invoke[route](client);
+    expect({ status: answer.status, body: answer.body }).toEqual({ status, body });
+    const call = fake.calls[before]!;
+    expect(call.route).toBe(route);
+    expect(call.authorization).toBe(`Bearer ${TOKEN}`);
+    const request = ganymedeExamples[route].request;
+    if ('body' in request) {
+      expect(call.body).toEqual(request.body);
+      expect(call.contentType).toBe('application/json');
+    }
+  });
+});
+
+describe('failures throw', () => {
+  it('an undeclared status throws UnknownStatusError', async () => {
+    fake.answers.config = () => ({ status: 503, body: { error: 'internal', message: 'overloaded' } });
+    await expect(client.config(TOKEN)).rejects.toBeInstanceOf(UnknownStatusError);
+    fake.answers.restart = () => ({ status: 502, raw: '<html>bad gateway</html>', contentType: 'text/html' });
+    await expect(invoke.restart(client)).rejects.toBeInstanceOf(UnknownStatusError);
+  });
+
+  it('a declared status with a body off the contract throws ResponseValidationError', async () => {
+    fake.answers.config = () => ({ status: 200, body: { gateway_id: 'not-a-uuid' } });
+    await expect(client.config(TOKEN)).rejects.toBeInstanceOf(ResponseValidationError);
+    fake.answers.ready = () => ({ status: 409, body: { error: 'no_such_code', message: 'x' } });
+    await expect(invoke.ready(client)).rejects.toBeInstanceOf(ResponseValidationError);
+    // A plain 404 as Fastify answers it by default (not the contract's error body).
+    fake.answers.restart = () => ({ status: 404, body: { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/restart not found' } });
+    await expect(invoke.restart(client)).rejects.toMatchObject({ name: 'InvalidAnswerError', status: 404 });
+    await expect(invoke.restart(client)).rejects.toBeInstanceOf(ResponseValidationError);
+  });
+
+  it('a JSON body that does not parse throws', async () => {
+    fake.answers.config = () => ({ status: 200, raw: '{"gateway_id":', contentType: 'application/json' });
+    await expect(client.config(TOKEN)).rejects.toMatchObject({ code: 'GANYMEDE_INVALID_JSON' });
+  });
+
+  it('a server that is down: the error has code ECONNREFUSED', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const down = createGanymedeClient({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 2_000 });
+    try {
+      await expect(down.config(TOKEN)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      await down.destroy();
+    }
+  });
+
+  it('a server that never answers: times out within the configured time', async () => {
+    fake.answers.stop = () => 'hang';
+    const quick = createGanymedeClient({ baseUrl: fake.url, timeoutMs: 300 });
+    try {
+      const startedAt = Date.now();
+      const failure = quick.stop(TOKEN, { reason: 'stop', epoch: 2 });
+      await expect(failure).rejects.toBeInstanceOf(GanymedeTimeoutError);
+      await expect(failure).rejects.toMatchObject({ code: 'GANYMEDE_TIMEOUT' });
+      const elapsed = Date.now() - startedAt;
+      expect(elapsed).toBeGreaterThanOrEqual(290);
+      expect(elapsed).toBeLessThan(1_500);
+      // A per-call timeout overrides the client's.
+      const t = Date.now();
+      await expect(client.stop(TOKEN, { reason: 'stop' }, { timeoutMs: 100 })).rejects.toBeInstanceOf(GanymedeTimeoutError);
+      expect(Date.now() - t).toBeLessThan(1_000);
+    } finally {
+      await quick.destroy();
+    }
+  });
+
+  it("a caller's abort signal ends the call with the signal's reason", async () => {
+    fake.answers.stop = () => 'hang';
+    const controller = new AbortController();
+    const reason = new Error('deadline');
+    const failure = client.stop(TOKEN, { reason: 'stop' }, { signal: controller.signal });
+    await fake.waitForCall('stop', fake.callsTo('stop').length + 1);
+    controller.abort(reason);
+    await expect(failure).rejects.toBe(reason);
+  });
+});
+
+describe('connections', () => {
+  it('reuses kept-alive connections', async () => {
+    fake.answers.config = () => ({ status: 404, body: ganymedeExamples.config.responses[404] });
+    const local = createGanymedeClient({ baseUrl: fake.url, connections: 2 });
+    const before = fake.calls.length;
+    try {
+      for (let i = 0; i < 10; i++) await local.config(TOKEN);
+      await Promise.all(Array.from({ length: 10 }, () => local.config(TOKEN)));
+    } finally {
+      await local.close();
+    }
+    const ports = new Set(fake.calls.slice(before).map((c) => c.remotePort));
+    expect(ports.size).toBeLessThanOrEqual(2);
+  });
+});

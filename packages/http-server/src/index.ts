@@ -1,0 +1,120 @@
+/**
+ * The Fastify + ts-rest server both apps run: request and response validation on, and every error,
+ * whoever raised it (ts-rest, Fastify's body parser, a handler bug), answered with the contract's
+ * one error body `{ error, message }`.
+ */
+import type { ErrorBody } from '@ganymede/contracts';
+import { type AppRouter, ResponseValidationError } from '@ts-rest/core';
+import { initServer, RequestValidationError, type RouterImplementation } from '@ts-rest/fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { ZodError } from 'zod';
+
+/** Secrets never reach the logs, whatever object a log line happens to carry. */
+export const LOG_REDACT = {
+  paths: [
+    'req.headers.authorization',
+    'headers.authorization',
+    'authorization',
+    'token',
+    '*.token',
+    'organization_token',
+    '*.organization_token',
+    // A logged error keeps the answer it was about (`err.body`, `err.response.body`): tokens in it stay out.
+    '*.*.token',
+    '*.*.organization_token',
+    '*.*.*.token',
+    '*.*.*.organization_token',
+    'signingKey',
+  ],
+  censor: '[redacted]',
+};
+
+/** Bodies past this many bytes are refused with 413 before any handler runs. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+export interface ServerOptions {
+  logger: FastifyBaseLogger | false;
+}
+
+const describeZod = (where: string, error: ZodError | null): string[] =>
+  error?.issues.map((i) => `${[where, ...i.path].join('.')}: ${i.message}`) ?? [];
+
+const errorCodeFor = (status: number): ErrorBody['error'] =>
+  status === 401 ? 'unauthorized'
+  : status === 403 ? 'forbidden'
+  : status === 404 ? 'not_found'
+  : status === 413 ? 'payload_too_large'
+  : status === 415 ? 'unsupported_media_type'
+  : 'bad_request';
+
+/** Maps any error thrown before or around a handler to a status and the contract's error body. */
+export function errorReply(error: unknown): { status: number; body: ErrorBody } {
+  if (error instanceof RequestValidationError) {
+    // A missing or malformed Authorization header is an authentication failure, not a shape one.
+    const authOnly =
+      !error.body && !error.pathParams && !error.query && error.headers?.issues.every((i) => i.path[0] === 'authorization');
+    if (authOnly) return { status: 401, body: { error: 'unauthorized', message: 'missing or malformed bearer token' } };
+    const messages = [
+      ...describeZod('params', error.pathParams),
+      ...describeZod('headers', error.headers),
+      ...describeZod('query', error.query),
+      ...describeZod('body', error.body),
+    ];
+    return { status: 400, body: { error: 'bad_request', message: messages.join('; ').slice(0, 1000) } };
+  }
+  const status = (error as { statusCode?: unknown })?.statusCode;
+  if (!(error instanceof ResponseValidationError) && typeof status === 'number' && status >= 400 && status < 500) {
+    return { status, body: { error: errorCodeFor(status), message: String((error as Error).message).slice(0, 1000) } };
+  }
+  return { status: 500, body: { error: 'internal', message: 'internal error' } };
+}
+
+export function createServer<T extends AppRouter>(contract: T, router: RouterImplementation<T>, options: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Refuse `__proto__` and `constructor.prototype` keys outright rather than strip them.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    // While closing, requests on open connections are still answered: in flight work finishes.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    // A URL the router cannot take (bad percent-encoding, a path parameter past its maximum length) is bad
+    // input like any other: without this, Fastify answers it with its own body (and a 414 no route declares).
+    frameworkErrors: (error, _request, reply) => {
+      const body: ErrorBody = { error: 'bad_request', message: String(error.message).slice(0, 1000) };
+      (reply as unknown as FastifyReply).status(400).send(body);
+    },
+  }) as unknown as FastifyInstance;
+  // Fastify parses text/plain by default; the contract takes JSON only, so that is a 415 like any other type.
+  app.removeContentTypeParser('text/plain');
+  // Once closing, answers in flight end their connection: a keep-alive socket would hold close() open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body } = errorReply(error);
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.status(status).send(body);
+  });
+  // In a child scope: ts-rest sets its own error handler there, which passes what it does not handle up to ours.
+  app.register(async (scope) => {
+    initServer().registerRouter(contract, router, scope, {
+      logInitialization: false,
+      jsonQuery: false,
+      responseValidation: true,
+      requestValidationErrorHandler: (error, _request, reply) => {
+        const { status, body } = errorReply(error);
+        return reply.status(status).send(body);
+      },
+    });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.slice(0, 200)}` }),
+  );
+  return app;
+}

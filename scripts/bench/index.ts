@@ -1,0 +1,186 @@
+/**
+ * `pnpm bench`: measures the restart protocol with real processes, prints a table, and writes BENCHMARKS.md and
+ * BENCHMARKS.json (raw figures) at the repository's root. Every figure is compared with a floor measured in the
+ * same run; absolute times from different runs are not comparable (these machines are noisy).
+ *
+ *   pnpm bench [--quick] [--only blackout,storm,real-storm,floors]
+ *   pnpm bench --render BENCHMARKS.json     (write BENCHMARKS.md again from saved figures, e.g. after editing analysis.md)
+ *
+ * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; where nothing answers there, its rows say
+ * "skipped: no PostgreSQL". Only loopback addresses are used; every loop is bounded in count and time; every
+ * process started is stopped before the end.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { redactUrl } from '../../packages/app-ganymede/test/schemas.js';
+import { restartBlackout } from './blackout.js';
+import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
+import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
+import { machine } from './machine.js';
+import { killAll } from './processes.js';
+import { realStorm } from './real-storm.js';
+import { type BenchResults, evaluateTargets, renderMarkdown, renderTable, type StormRow } from './report.js';
+import { sleep } from './stats.js';
+import { restartStorm } from './storm.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PHASES = ['blackout', 'storm', 'real-storm', 'floors'] as const;
+type Phase = (typeof PHASES)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string', default: ROOT },
+    render: { type: 'string' },
+  },
+});
+const only = new Set((values.only?.split(',') ?? PHASES) as Phase[]);
+const quick = values.quick;
+
+/** How much of each. `--quick` is a smoke run of every phase (a minute or two), not a measurement. */
+const SIZES = quick
+  ? { restarts: 5, coldCycles: 3, stormGateways: 200, stormConcurrency: 100, realGateways: 8, autocannonSeconds: 2, sqlMs: 1000 }
+  : { restarts: 30, coldCycles: 10, stormGateways: 1000, stormConcurrency: 100, realGateways: 50, autocannonSeconds: 5, sqlMs: 3000 };
+
+const benchStart = performance.now();
+const elapsed = () => `${((performance.now() - benchStart) / 1000).toFixed(0).padStart(4)} s`;
+const say = (text: string) => console.log(`[${elapsed()}] ${text}`);
+
+async function main(): Promise<number> {
+  if (values.render) {
+    const saved = JSON.parse(await readFile(values.render, 'utf8')) as BenchResults;
+    await writeFile(`${values.out.endsWith('/') ? values.out : `${values.out}/`}BENCHMARKS.md`, renderMarkdown(saved));
+    say(`rendered BENCHMARKS.md from ${values.render}`);
+    return 0;
+  }
+  const pgUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const pgVersion = await probePostgres(pgUrl);
+  const results: BenchResults = {
+    machine: machine(pgVersion),
+    quick,
+    sizes: SIZES,
+    postgres_url: pgVersion ? redactUrl(pgUrl) : null,
+    storms: [],
+    real_storms: [],
+    errors: [],
+    memory: {},
+  };
+  say(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gib} GiB, Node ${results.machine.node}`);
+  say(pgVersion ? `PostgreSQL ${pgVersion} at ${redactUrl(pgUrl)}` : `no PostgreSQL at ${redactUrl(pgUrl)}: its rows are skipped`);
+  const backends: Backend[] = [
+    { kind: 'pglite' },
+    { kind: 'postgres', url: pgUrl, replicas: 1 },
+    { kind: 'postgres', url: pgUrl, replicas: 3 },
+  ];
+  const available = (b: Backend) => b.kind === 'pglite' || pgVersion !== null;
+
+  /** Runs one phase; a failure is recorded (and reported) and the next phase still runs. */
+  async function phase(name: string, run: () => Promise<void>) {
+    say(`${name} …`);
+    try {
+      await run();
+    } catch (error) {
+      const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+      results.errors.push(`${name}: ${message}`);
+      say(`${name} FAILED: ${message}`);
+      await killAll();
+    }
+  }
+
+  if (only.has('blackout')) {
+    await phase(`1-2. restart blackout (${SIZES.restarts} restarts) and cold path (${SIZES.coldCycles} cycles), PGlite`, async () => {
+      const g = await startBenchGanymede({ kind: 'pglite' }, { reopen: true });
+      try {
+        results.blackout = await restartBlackout(g, { restarts: SIZES.restarts, coldCycles: SIZES.coldCycles });
+        results.memory.gateway_process = results.blackout.gateway_rss_mib;
+        results.memory.gateway_supervisor = results.blackout.supervisor_rss_mib;
+      } finally {
+        await g.close();
+      }
+    });
+  }
+
+  if (only.has('storm')) {
+    for (const backend of backends) {
+      const label = backendLabel(backend);
+      const row: StormRow = { backend: label, kind: backend.kind, replicas: backend.kind === 'postgres' ? backend.replicas : 1 };
+      results.storms.push(row);
+      if (!available(backend)) {
+        row.skipped = 'no PostgreSQL';
+        continue;
+      }
+      await phase(`3. restart storm, ${SIZES.stormGateways} simulated gateways, ${label}`, async () => {
+        // The simulated gateways do not renew their liveness leases (the storm is about the restart protocol):
+        // leases long enough not to lapse while 1,000 of them are set up.
+        const g = await startBenchGanymede(backend, { reopen: true, connections: 32, env: { GANYMEDE_LEASE_SECONDS: '3600' } });
+        try {
+          await sleep(1_000);
+          row.rss_first_start_mib = g.firstStartRss;
+          row.rss_idle_mib = g.rss();
+          row.result = await restartStorm(g, { count: SIZES.stormGateways, concurrency: SIZES.stormConcurrency });
+          row.rss_after_mib = g.rss();
+          say(`   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}, doubled ${row.result.doubled}`);
+        } finally {
+          await g.close();
+        }
+      });
+    }
+    await phase('4. SQL floor: single-row UPDATE … RETURNING', async () => {
+      results.sql_floor_pglite = await sqlFloorPglite(SIZES.sqlMs);
+      if (pgVersion) results.sql_floor_postgres = await sqlFloorPostgres(pgUrl, SIZES.sqlMs);
+    });
+  }
+
+  if (only.has('real-storm')) {
+    for (const backend of [backends[0]!, backends[2]!]) {
+      const label = backendLabel(backend);
+      const row: StormRow = { backend: label, kind: backend.kind, replicas: backend.kind === 'postgres' ? backend.replicas : 1 };
+      results.real_storms.push(row);
+      if (!available(backend)) {
+        row.skipped = 'no PostgreSQL';
+        continue;
+      }
+      await phase(`3b. restart storm, ${SIZES.realGateways} real supervised gateways, ${label}`, async () => {
+        const g = await startBenchGanymede(backend, { reopen: true });
+        try {
+          row.real = await realStorm(g, { count: SIZES.realGateways, timeoutMs: 180_000 });
+          row.rss_after_mib = g.rss();
+          say(`   all reclaimed in ${row.real.total_ms.toFixed(0)} ms, lost ${row.real.lost}, doubled ${row.real.doubled}`);
+        } finally {
+          await g.close();
+        }
+      });
+    }
+  }
+
+  if (only.has('floors')) {
+    await phase('4. HTTP floor: bare Fastify JSON route (autocannon)', async () => {
+      results.http_floor = await bareFastify({ connections: 10, durationSeconds: SIZES.autocannonSeconds });
+    });
+  }
+
+  results.duration_s = (performance.now() - benchStart) / 1000;
+  results.targets = evaluateTargets(results);
+  console.log(`\n${renderTable(results)}\n`);
+  const outDir = values.out.endsWith('/') ? values.out : `${values.out}/`;
+  await writeFile(`${outDir}BENCHMARKS.json`, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(`${outDir}BENCHMARKS.md`, renderMarkdown(results));
+  say(`wrote ${outDir}BENCHMARKS.md and ${outDir}BENCHMARKS.json`);
+  if (results.errors.length) say(`${results.errors.length} phase(s) failed:\n  ${results.errors.join('\n  ')}`);
+  return results.errors.length ? 1 : 0;
+}
+
+main().then(
+  async (code) => {
+    await killAll();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    console.error(error);
+    await killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,332 @@
+/** The benchmark's figures as a table on the terminal, and as BENCHMARKS.md. */
+import { readFileSync } from 'node:fs';
+import { type BlackoutResult, POLL_INTERVAL_MS } from './blackout.js';
+import type { HttpFloor, SqlFloor } from './floors.js';
+import type { Machine } from './machine.js';
+import type { RealStormResult } from './real-storm.js';
+import { fmt } from './stats.js';
+import type { StormResult } from './storm.js';
+
+export interface StormRow {
+  backend: string;
+  kind: 'pglite' | 'postgres';
+  replicas: number;
+  skipped?: string;
+  result?: StormResult;
+  real?: RealStormResult;
+  rss_first_start_mib?: number;
+  rss_idle_mib?: number[];
+  rss_after_mib?: number[];
+}
+
+export interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  status: 'met' | 'missed' | 'skipped' | 'failed';
+}
+
+export interface BenchResults {
+  machine: Machine;
+  quick: boolean;
+  sizes: Record<string, number>;
+  postgres_url: string | null;
+  blackout?: BlackoutResult;
+  storms: StormRow[];
+  real_storms: StormRow[];
+  sql_floor_pglite?: SqlFloor;
+  sql_floor_postgres?: SqlFloor;
+  http_floor?: HttpFloor;
+  memory: { gateway_process?: number; gateway_supervisor?: number };
+  errors: string[];
+  duration_s?: number;
+  targets?: Target[];
+}
+
+const ms = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${fmt(n)} ms`);
+const x = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${n.toFixed(2)}×`);
+const mib = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${fmt(n)} MiB`);
+const maxOf = (xs: number[] | undefined) => (xs?.length ? Math.max(...xs) : Number.NaN);
+const rate = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${Math.round(n).toLocaleString('en-US')}/s`);
+
+const sqlFloorFor = (r: BenchResults, row: StormRow) => (row.kind === 'pglite' ? r.sql_floor_pglite : r.sql_floor_postgres);
+
+/** Every target of the issue, with where it stands. */
+export function evaluateTargets(r: BenchResults): Target[] {
+  const targets: Target[] = [];
+  const status = (ok: boolean | undefined): Target['status'] => (ok === undefined ? 'failed' : ok ? 'met' : 'missed');
+  if (r.blackout) {
+    const ratio = r.blackout.blackout_ms.median / r.blackout.floor_ms.median;
+    targets.push({
+      what: 'Restart blackout (median)',
+      target: '≤ 1.25 × its floor',
+      measured: `${ms(r.blackout.blackout_ms.median)} = ${x(ratio)} the floor (${ms(r.blackout.floor_ms.median)})`,
+      status: status(ratio <= 1.25),
+    });
+    targets.push({
+      what: 'Restart keeps the allocation',
+      target: 'same allocation, epoch + 1, every restart',
+      measured: `${r.blackout.restarts - r.blackout.wrong} of ${r.blackout.restarts}`,
+      status: status(r.blackout.wrong === 0),
+    });
+  }
+  for (const row of r.storms) {
+    const limit = row.kind === 'pglite' ? 2000 : 1000;
+    if (row.skipped) {
+      targets.push({ what: `Storm fully reclaimed, ${row.backend}`, target: `≤ ${limit / 1000} s`, measured: `skipped: ${row.skipped}`, status: 'skipped' });
+      continue;
+    }
+    const s = row.result;
+    targets.push({
+      what: `Storm of ${s?.gateways ?? '?'} fully reclaimed, ${row.backend}`,
+      target: `≤ ${limit / 1000} s`,
+      measured: s ? ms(s.total_ms) : 'failed',
+      status: status(s && s.errors.length === 0 ? s.total_ms <= limit : undefined),
+    });
+    targets.push({
+      what: `Storm: lost and doubled allocations, ${row.backend}`,
+      target: '0 and 0',
+      measured: s ? `${s.lost} and ${s.doubled}${s.errors.length ? ` (${s.errors.length} errors)` : ''}` : 'failed',
+      status: status(s ? s.lost === 0 && s.doubled === 0 && s.errors.length === 0 : undefined),
+    });
+    const floor = sqlFloorFor(r, row);
+    if (s && floor) {
+      const ratio = s.calls_per_second / floor.statements_per_second;
+      targets.push({
+        what: `Protocol rate vs raw UPDATE … RETURNING, ${row.backend}`,
+        target: '≥ 0.5 ×',
+        measured: `${rate(s.calls_per_second)} vs ${rate(floor.statements_per_second)} = ${x(ratio)}`,
+        status: status(ratio >= 0.5),
+      });
+    }
+  }
+  for (const row of r.real_storms) {
+    if (row.skipped || !row.real) continue;
+    targets.push({
+      what: `Real storm (${row.real.gateways} processes): lost and doubled, ${row.backend}`,
+      target: '0 and 0',
+      measured: `${row.real.lost} and ${row.real.doubled}${row.real.timed_out ? ` (${row.real.timed_out} not reclaimed in time)` : ''}`,
+      status: status(row.real.lost === 0 && row.real.doubled === 0 && row.real.timed_out === 0),
+    });
+  }
+  const pgRows = r.storms.filter((row) => row.kind === 'postgres');
+  if (pgRows.length && pgRows.every((row) => row.skipped)) {
+    targets.push({ what: 'Ganymede on PostgreSQL, resident', target: '< 120 MB', measured: 'skipped: no PostgreSQL', status: 'skipped' });
+  } else {
+    for (const row of pgRows.filter((row) => row.rss_idle_mib)) {
+      const worst = Math.max(maxOf(row.rss_idle_mib), maxOf(row.rss_after_mib));
+      targets.push({
+        what: `Ganymede on PostgreSQL (${row.replicas === 1 ? 'one replica' : `each of ${row.replicas}`}), resident`,
+        target: '< 120 MB (114.4 MiB)',
+        measured: `idle ${mib(maxOf(row.rss_idle_mib))}, after the storm ${mib(maxOf(row.rss_after_mib))}`,
+        status: status(Number.isFinite(worst) ? worst * 1.048576 < 120 : undefined),
+      });
+    }
+  }
+  return targets;
+}
+
+/** The one table: each figure with its floor from the same run and the ratio. */
+function rows(r: BenchResults): string[][] {
+  const out: string[][] = [];
+  const b = r.blackout;
+  if (b) {
+    out.push([
+      '1. Restart blackout: signal → organization served again (median / p95)',
+      `${ms(b.blackout_ms.median)} / ${ms(b.blackout_ms.p95)}`,
+      `gateway process start → listening: ${ms(b.floor_ms.median)} / ${ms(b.floor_ms.p95)}`,
+      `${x(b.blackout_ms.median / b.floor_ms.median)} / ${x(b.blackout_ms.p95 / b.floor_ms.p95)}`,
+    ]);
+    out.push([
+      '2. Before the protocol: stop, restart idle, /gateway/start, served (median)',
+      ms(b.cold.cold_ms.median),
+      `restart blackout: ${ms(b.blackout_ms.median)}`,
+      x(b.cold.cold_ms.median / b.blackout_ms.median),
+    ]);
+  }
+  for (const row of r.storms) {
+    const label = `3. Storm, ${r.sizes.stormGateways} simulated gateways, ${row.backend}`;
+    if (row.skipped) {
+      out.push([label, `skipped: ${row.skipped}`, '', '']);
+      continue;
+    }
+    const s = row.result;
+    if (!s) {
+      out.push([label, 'failed', '', '']);
+      continue;
+    }
+    const floor = sqlFloorFor(r, row);
+    out.push([
+      `${label}: all reclaimed; per gateway p50 / p99`,
+      `${ms(s.total_ms)}; ${ms(s.reclaimed_after_ms.median)} / ${ms(s.reclaimed_after_ms.p99)}`,
+      floor ? `${s.calls} calls at the raw UPDATE rate: ${ms((s.calls / floor.statements_per_second) * 1000)}` : '',
+      floor ? x(s.total_ms / ((s.calls / floor.statements_per_second) * 1000)) : '',
+    ]);
+    out.push([
+      `${label}: protocol calls/s; lost, doubled`,
+      `${rate(s.calls_per_second)}; ${s.lost}, ${s.doubled}`,
+      floor ? `raw UPDATE … RETURNING: ${rate(floor.statements_per_second)}` : '',
+      floor ? x(s.calls_per_second / floor.statements_per_second) : '',
+    ]);
+  }
+  if (r.http_floor) {
+    for (const row of r.storms.filter((row) => row.result)) {
+      out.push([
+        `4. Protocol calls/s vs a bare Fastify JSON route, ${row.backend}`,
+        rate(row.result!.calls_per_second),
+        `bare Fastify (autocannon, ${r.http_floor.connections} connections): ${rate(r.http_floor.requests_per_second)}`,
+        x(row.result!.calls_per_second / r.http_floor.requests_per_second),
+      ]);
+    }
+  }
+  for (const row of r.real_storms) {
+    const label = `3b. Storm, ${r.sizes.realGateways} real supervised gateways, ${row.backend}`;
+    if (row.skipped) {
+      out.push([label, `skipped: ${row.skipped}`, '', '']);
+      continue;
+    }
+    const s = row.real;
+    if (!s) {
+      out.push([label, 'failed', '', '']);
+      continue;
+    }
+    const cpuFloor = b ? (s.gateways * b.floor_ms.median) / r.machine.cores : Number.NaN;
+    out.push([
+      `${label}: all reclaimed; per gateway p50 / p99; lost, doubled`,
+      `${ms(s.total_ms)}; ${ms(s.reclaimed_after_ms.median)} / ${ms(s.reclaimed_after_ms.p99)}; ${s.lost}, ${s.doubled}`,
+      b ? `${s.gateways} process starts on ${r.machine.cores} cores: ${ms(cpuFloor)}` : '',
+      b ? x(s.total_ms / cpuFloor) : '',
+    ]);
+  }
+  for (const row of r.storms.filter((row) => row.rss_idle_mib)) {
+    const first = row.rss_first_start_mib === undefined ? '' : `first start (initdb) ${mib(row.rss_first_start_mib)}, `;
+    out.push([
+      `5. Ganymede resident, ${row.backend}${row.replicas > 1 ? ' (largest)' : ''}: idle; after the storm`,
+      `${first}${mib(maxOf(row.rss_idle_mib))}; ${mib(maxOf(row.rss_after_mib))}`,
+      '',
+      '',
+    ]);
+  }
+  if (r.memory.gateway_process !== undefined) {
+    out.push(['5. One gateway process (its supervisor)', `${mib(r.memory.gateway_process)} (${mib(r.memory.gateway_supervisor)})`, '', '']);
+  }
+  return out;
+}
+
+export function renderTable(r: BenchResults): string {
+  const header = ['measure', 'figure', 'floor, same run', 'ratio'];
+  const body = rows(r);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const targets = (r.targets ?? []).map((t) => `  ${t.status.toUpperCase().padEnd(7)} ${t.what}: ${t.measured} (target ${t.target})`);
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), '', 'targets:', ...targets].join('\n');
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|');
+const mdTable = (header: string[], body: string[][]) =>
+  [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...body.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const analysis = readFileSync(new URL('./analysis.md', import.meta.url), 'utf8').trim();
+  const stormDetails = r.storms
+    .filter((row) => row.result)
+    .map((row) => {
+      const s = row.result!;
+      return [
+        row.backend,
+        ms(s.total_ms),
+        `${ms(s.reclaimed_after_ms.median)} / ${ms(s.reclaimed_after_ms.p99)}`,
+        `${ms(s.sequence_ms.median)} / ${ms(s.sequence_ms.p99)}`,
+        rate(s.calls_per_second),
+        `${fmt(s.cpu_ms.ganymede)} / ${fmt(s.cpu_ms.clients)} / ${fmt(s.cpu_ms.postgres)} of ${fmt(s.cpu_ms.available)}`,
+        `${s.lost} / ${s.doubled}`,
+      ];
+    });
+  const b = r.blackout;
+  const stages = b
+    ? mdTable(
+        ['stage (median of the restarts)', 'ms'],
+        [
+          ['signal → old process exited (its /gateway/restart, closing)', fmt(b.stages_ms.exit)],
+          ['exited → supervisor started the new one', fmt(b.stages_ms.respawn)],
+          ['started → listening (node + tsx + the gateway module graph)', fmt(b.stages_ms.boot)],
+          ['listening → reclaimed (/gateway/config, /gateway/ready)', fmt(b.stages_ms.settle)],
+          [`reclaimed → the organization's next request answered (poll every ${POLL_INTERVAL_MS} ms)`, fmt(b.stages_ms.answer)],
+        ],
+      )
+    : '';
+  return `# Benchmarks
+
+Written by \`pnpm bench\` (scripts/bench/) on ${m.date.slice(0, 10)}${r.quick ? ' with `--quick` (a smoke run: small sizes, not a measurement)' : ''}; it took ${fmt(r.duration_s)} s.
+Raw figures: [BENCHMARKS.json](BENCHMARKS.json). Every figure is compared with a floor measured in the same run:
+these machines are noisy, so compare the ratios, not absolute times across runs.
+
+## Machine
+
+| | |
+| --- | --- |
+| CPU | ${m.cpu} |
+| cores | ${m.cores} |
+| memory | ${m.memory_gib} GiB |
+| OS | ${m.os} |
+| Node | ${m.node} |
+| PostgreSQL | ${m.postgres ?? 'none reachable: its rows are skipped'} |
+| load average at the start (1, 5, 15 min) | ${m.load_average_at_start.join(', ')} |
+| date | ${m.date} |
+
+## Results
+
+${mdTable(['measure', 'figure', 'floor, same run', 'ratio'], rows(r))}
+${r.errors.length ? `\n**Phases that failed:** ${r.errors.map((e) => `\`${e}\``).join('; ')}\n` : ''}
+## Targets
+
+${mdTable(['target', 'goal', 'measured', 'status'], (r.targets ?? []).map((t) => [t.what, t.target, t.measured, t.status === 'met' ? '**met**' : t.status]))}
+
+## Details
+
+**Where a restart's blackout goes** (from the gateway's and the supervisor's own log lines):
+
+${stages}
+
+**The simulated storms** (p50 / p99; CPU used during the storm by Ganymede / the benchmark's clients / PostgreSQL's
+processes, of the machine's cores × the storm's wall time):
+
+${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / doubled'], stormDetails)}
+
+${analysis}
+
+## Method
+
+- **Processes.** Ganymede is the real \`ganymede serve\` (node with the tsx loader, log level info, stdout read by
+  the benchmark), one per replica; PGlite in a data directory that was initialised by a first start and then
+  reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
+  \`gateway supervise\` / \`gateway run\` CLIs.
+- **1. Restart blackout.** One supervised gateway serving one organization, restarted ${r.sizes.restarts} times as
+  \`gateway reload\` does it (reload marker, SIGHUP to the supervisor). Each sample: from the signal until the
+  organization's traffic route (\`GET /orgs/:id\`, polled every ${POLL_INTERVAL_MS} ms) is answered 200 by the new process.
+  **Floor**, one sample after each restart: the same CLI (\`gateway run\`, as the supervisor starts it) from spawn to
+  its \`listening\` log line, with no Ganymede in reach (the gateway listens before it calls Ganymede).
+- **2. Before the protocol** (${r.sizes.coldCycles} cycles): the gateway stopped (SIGTERM: /gateway/stop, the allocation ends),
+  started again (it comes up idle), then the organization's \`/gateway/start\` (Ganymede tells the gateway, which
+  claims), until served. Machine time only: the user's page reload that triggered the last step is not counted.
+- **3. Storm, simulated.** ${r.sizes.stormGateways} gateways registered through the admin API, each ready, allocated and claimed
+  (epoch 1), outside the timing. Then all restart at once: each does, with the real typed client
+  (\`createGanymedeClient\`), what a restarted gateway does: \`/gateway/restart\` (the old process) then
+  \`/gateway/config\` and \`/gateway/ready\` (the new one), at most ${r.sizes.stormConcurrency} gateways in flight, from this process.
+  With several replicas, each call of a gateway goes to the next replica. (Simulated gateways do not renew their
+  liveness leases: Ganymede runs with one-hour leases here.) Timed until every allocation is back at
+  epoch 2. Then every allocation and its audit trail are checked through the admin API: **lost** = not active at
+  epoch 2 on its gateway and organization; **doubled** = a second live allocation for an organization, or an audit
+  trail other than allocated → restart_requested → reclaimed.
+- **3b. Storm, real.** ${r.sizes.realGateways} \`gateway supervise\` processes (each with its child), each serving an organization,
+  all reloaded at once; timed until each new process logged \`reclaimed\` at epoch 2. Its floor: that many process
+  starts (the blackout floor's median) spread over the cores.
+- **4. Floors.** HTTP: a bare Fastify JSON POST route (no contract, validation, logging or database), loaded by
+  autocannon from another process (${r.http_floor?.connections ?? 10} connections, ${r.sizes.autocannonSeconds} s). SQL: a single-row
+  \`UPDATE … RETURNING\` through the same database door Ganymede uses: PGlite's one connection in a data directory;
+  PostgreSQL with a pool of Ganymede's default size (10) and as many concurrent callers, after a warm-up.
+- **5. Memory.** Resident set size (\`VmRSS\`) of each Ganymede process idle (a second after it listens) and after
+  its storm's check; of a gateway process (the supervised child, serving) and of its supervisor.
+`;
+}

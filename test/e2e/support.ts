@@ -1,0 +1,87 @@
+/** Shared by the end-to-end suites: processes that are killed after each test, and what tests ask of them. */
+import { afterEach, expect } from 'vitest';
+import { stopProcess } from '../../harness/processes.js';
+import {
+  adminToken,
+  type GanymedeProcess,
+  type GatewayProcess,
+  gatewayClient,
+  gatewayReady,
+  type RegisteredGateway,
+  registerGateway,
+  startGanymede,
+  startGateway,
+  startOrganization,
+} from '../../harness/system.js';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
+});
+
+/** A Ganymede process, SIGKILLed after the test. */
+export async function ganymede(options: Parameters<typeof startGanymede>[0] = {}) {
+  const g = await startGanymede(options);
+  cleanup.push(() => stopProcess(g.proc, 'SIGKILL'));
+  return g;
+}
+
+/** A gateway process (supervised or not) for a registered gateway, SIGKILLed after the test. */
+export async function spawnGateway(g: GanymedeProcess, gw: RegisteredGateway, mode: 'supervise' | 'run', env: NodeJS.ProcessEnv = {}) {
+  const p = await startGateway(g, gw, mode, env);
+  cleanup.push(() => stopProcess(p.proc, 'SIGKILL'));
+  return p;
+}
+
+/** Like `spawnGateway` (registering a new gateway unless given one); resolves once Ganymede saw it ready. */
+export async function gateway(
+  g: GanymedeProcess,
+  mode: 'supervise' | 'run' = 'supervise',
+  env: NodeJS.ProcessEnv = {},
+  gw?: RegisteredGateway,
+) {
+  const registered = gw ?? (await registerGateway(g));
+  const ready = gatewayReady(g, registered.gateway_id, undefined, g.proc.logs.length);
+  const p = await spawnGateway(g, registered, mode, env);
+  await ready;
+  return p;
+}
+
+/** Allocates a new organization and answers what its gateway says it serves. */
+export async function allocate(g: GanymedeProcess, p: GatewayProcess) {
+  const { organizationId, res } = await startOrganization(g);
+  expect(res.status).toBe(201);
+  const served = await gatewayClient(p.gw).serve({ params: { organization_id: organizationId } });
+  expect(served.status).toBe(200);
+  if (served.status !== 200 || res.status !== 201) throw new Error('not served');
+  return { organizationId, allocationId: res.body.allocation_id, whoami: served.body };
+}
+
+export async function history(g: GanymedeProcess, allocationId: string) {
+  const res = await g.api.allocation({ headers: { authorization: `Bearer ${await adminToken(g)}` }, params: { allocation_id: allocationId } });
+  if (res.status !== 200) throw new Error(`history answered ${res.status}`);
+  return res.body;
+}
+
+/** Resolves on Ganymede's log line for a transition of this allocation. */
+export const transition = (g: GanymedeProcess, allocationId: string, name: string, from = 0) =>
+  g.proc.waitForLog((l) => l.transition === name && l.allocation_id === allocationId, { from, timeoutMs: 30_000 });
+
+/** Resolves on a gateway log line with this `event`. */
+export const gatewayEvent = (p: GatewayProcess, event: string, from = 0) =>
+  p.proc.waitForLog((l) => l.event === event, { from, timeoutMs: 30_000 });
+
+/** What the gateway answers for the organization's traffic right now (status and whoami). */
+export async function served(p: GatewayProcess, organizationId: string) {
+  return gatewayClient(p.gw)
+    .serve({ params: { organization_id: organizationId } })
+    .catch(() => ({ status: 0 as const, body: null }));
+}
+
+/** SIGHUP to an unsupervised gateway: resolves once Ganymede recorded the restart and the process exited. */
+export async function restartUnsupervised(g: GanymedeProcess, p: GatewayProcess, allocationId: string) {
+  const requested = transition(g, allocationId, 'restart_requested', g.proc.logs.length);
+  p.proc.signal('SIGHUP');
+  await requested;
+  return p.proc.exited;
+}
