@@ -5,21 +5,21 @@
  * all three, each expired restart is ended exactly once.
  *
  * PostgreSQL only (GANYMEDE_TEST_DATABASE=postgres): PGlite is embedded, one process owns its database, so
- * there is nothing to replicate. On PGlite the whole file is reported as skipped.
+ * there is nothing to replicate; vitest.config.ts leaves this folder out of PGlite runs.
  */
 import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import type { Gateway } from '@ganymede/app-gateway';
 import { gatewayContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeOnPostgres, TEST_DATABASE_URL } from '../../packages/app-ganymede/test/database.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TEST_DATABASE_URL } from '../../packages/app-ganymede/test/database.js';
 import { noticeTarget } from '../../packages/app-ganymede/test/support.js';
 import { type Cluster, gatewayFor, register, startCluster, transitions } from './cluster.js';
 
 const REPLICAS = 3;
 
-describeOnPostgres(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
+describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
   let cluster: Cluster;
   /** Real gateways started by a test, shut down after it. */
   let gateways: Gateway[] = [];

@@ -91,12 +91,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         failpoint('ganymede:before:allocate');
         const result = await allocations.allocate(db, body.organization_id);
         failpoint('ganymede:after:allocate');
-        if (result.kind === 'none') {
-          // Lost a race: for a gateway (try the next one), or, on the first try, to a concurrent /start for the
-          // same organization whose allocation this statement's snapshot could not see yet (the next try sees it).
-          if (attempt === 0 || (await allocations.anyGatewayFree(db))) continue;
-          break;
-        }
+        if (result.kind === 'none') break;
         let allocation = result.allocation;
         if (result.kind === 'created') {
           logTransition(log, 'allocated', allocation);

@@ -8,7 +8,7 @@
  * On PostgreSQL each database a test file opens is a fresh schema of its own, dropped after the file (and swept
  * by the global setup's teardown if the file died). An unreachable server fails: it never turns into a skip.
  */
-import { afterAll, describe } from 'vitest';
+import { afterAll } from 'vitest';
 import type { Database } from '../src/db/database.js';
 import { migrate } from '../src/db/migrate.js';
 import { openDatabase } from '../src/db/open.js';
@@ -65,13 +65,6 @@ export async function openMigratedTestDatabase(): Promise<Database> {
   }
   return db;
 }
-
-/**
- * A `describe` that runs only on PostgreSQL, for what PGlite cannot do at all: several Ganymede processes on
- * one database (PGlite is embedded: one process owns it) and real lock contention (PGlite runs one query at a
- * time, so two transactions never overlap).
- */
-export const describeOnPostgres = describe.skipIf(!onPostgres);
 
 // Registered when a test file first imports this module, so it runs after the file's own `afterAll` hooks
 // (vitest runs them last-registered first): the file's servers and pools are closed by then.

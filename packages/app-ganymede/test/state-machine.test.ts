@@ -1,8 +1,8 @@
 /**
  * The allocation state machine in SQL (src/sql/allocations.ts), on a migrated in-memory PGlite: transitions,
  * fencing epochs, audit rows, idempotent repeats, expiry by moving deadlines in SQL, and the schema's own
- * guards (partial unique indexes, triggers). PGlite serializes queries: the concurrency tests exercise the
- * SQL's logic (existing rows win, losers get `none`), not lock contention.
+ * guards (partial unique indexes, triggers). PGlite serializes queries, so there the concurrency tests exercise
+ * the SQL's logic; on PostgreSQL (GANYMEDE_TEST_DATABASE=postgres) they meet real lock contention.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ import {
   stop,
 } from '../src/sql/allocations.js';
 import { addGateway, poolStatus } from '../src/sql/gateways.js';
+import { onPostgres } from './database.js';
 import { openMigratedDatabase, snapshotOf, truncateAll } from './support.js';
 
 let db: Database;
@@ -49,6 +50,17 @@ async function allocationRow(id: string) {
 async function gatewayRow(id: string) {
   const { rows } = await db.query('SELECT * FROM gateways WHERE id = $1', [id]);
   return rows[0]!;
+}
+
+/** Resolves once some other session waits on a lock held by backend `pid` (PostgreSQL). */
+async function blockedBy(pid: number) {
+  for (;;) {
+    const { rows } = await db.query<{ blocked: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))) AS blocked',
+      [pid],
+    );
+    if (rows[0]!.blocked) return;
+  }
 }
 
 const audit = async (allocationId: string) =>
@@ -528,7 +540,7 @@ describe('schema guards', () => {
   });
 });
 
-describe('concurrency (serialized by PGlite: tests the SQL logic)', () => {
+describe('concurrency (truly concurrent on PostgreSQL; serialized by PGlite)', () => {
   it('20 concurrent allocate() for one organization make exactly one allocation', async () => {
     for (let i = 0; i < 5; i++) await readyGateway(`http://127.0.0.1:${4101 + i}`);
     const org = randomUUID();
@@ -541,6 +553,27 @@ describe('concurrency (serialized by PGlite: tests the SQL logic)', () => {
     expect(rows[0]).toEqual({ n: 1 });
     const { rows: events } = await db.query('SELECT count(*)::int AS n FROM allocation_events');
     expect(events[0]).toEqual({ n: 1 });
+  });
+
+  it('an allocate that loses a race it could not see answers the winner\'s allocation, not none', async () => {
+    await readyGateway('http://127.0.0.1:4101');
+    await readyGateway('http://127.0.0.1:4102');
+    const org = randomUUID();
+    let loser: ReturnType<typeof allocate> | undefined;
+    const winner = await db.transaction(async (tx) => {
+      const won = await allocate(tx, org);
+      loser = allocate(db, org);
+      // On PostgreSQL the loser's statement starts before the winner commits: it skips the winner's locked
+      // gateway, takes the other, and waits on the organization's unique index, its snapshot blind to the
+      // winner. (PGlite queues it behind this transaction instead.)
+      if (onPostgres) await blockedBy((await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+      return won;
+    });
+    expect(winner.kind).toBe('created');
+    const lost = await loser!;
+    expect(lost).toMatchObject({ kind: 'existing', allocation: { allocation_id: winner.kind === 'created' && winner.allocation.allocation_id } });
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM allocations');
+    expect(rows[0]).toEqual({ n: 1 });
   });
 
   it('10 organizations over 5 gateways: exactly 5 allocations, no gateway twice', async () => {
@@ -557,13 +590,14 @@ describe('concurrency (serialized by PGlite: tests the SQL logic)', () => {
     expect(pool.filter((g) => g.state === 'active')).toHaveLength(5);
   });
 
-  it('a restart and a stop issued together apply in turn: the audit matches the final state', async () => {
+  it('a restart and a stop issued together apply in turn: the answers and the audit tell the same order', async () => {
     const a = await claimed();
     const [restart, stopped] = await Promise.all([requestRestart(db, a.id, 1, 'reload', 60), stop(db, a.id, 1, 'stop')]);
-    expect(restart.kind).toBe('ok');
+    // Either order is allowed (PostgreSQL may run them either way); a stop always wins in the end.
     expect(stopped.kind).toBe('ok');
-    const final = await getAllocation(db, a.id);
-    expect(final).toMatchObject({ state: 'ended', ended_reason: 'stop' });
-    expect((await audit(a.id)).map((e) => e.kind)).toEqual(['allocated', 'restart_requested', 'stopped']);
+    expect(await getAllocation(db, a.id)).toMatchObject({ state: 'ended', ended_reason: 'stop' });
+    const kinds = (await audit(a.id)).map((e) => e.kind);
+    if (restart.kind === 'ok') expect(kinds).toEqual(['allocated', 'restart_requested', 'stopped']);
+    else expect({ restart: restart.kind, kinds }).toEqual({ restart: 'ended', kinds: ['allocated', 'stopped'] });
   });
 });

@@ -78,11 +78,38 @@ const ALLOCATABLE = `g.ready_at IS NOT NULL
 export type AllocateResult = { kind: 'existing' | 'created'; allocation: Allocation } | { kind: 'none' };
 
 /**
- * The organization's live allocation if it has one; else a new one on the longest-ready free gateway.
- * Concurrent callers are kept apart by the partial unique indexes (a losing insert does nothing) and by
- * SKIP LOCKED on the gateway row; `none` means nothing was free *or* this call lost a race: the caller retries.
+ * Statements one `allocate` may spend losing races. Each lost race means a concurrent caller committed an
+ * allocation in between, so this bounds the wait by the pool's churn, not by luck.
+ */
+const ALLOCATE_ATTEMPTS = 64;
+
+/**
+ * The organization's live allocation if it has one; else a new one on the longest-ready free gateway;
+ * `none` only when no gateway is free. Concurrent callers are kept apart by the partial unique indexes and by
+ * SKIP LOCKED on the gateway row. Under READ COMMITTED a statement can lose a race it could not see (its
+ * snapshot predates the winner's commit: the gateway it picked, or this organization's own allocation, was just
+ * taken), so a `none` is retried with a fresh snapshot while the retry could succeed.
  */
 export async function allocate(db: Queryable, organizationId: string): Promise<AllocateResult> {
+  for (let attempt = 1; ; attempt++) {
+    const result = await allocateOnce(db, organizationId);
+    if (result.kind !== 'none' || attempt === ALLOCATE_ATTEMPTS || !(await couldAllocate(db, organizationId))) {
+      return result;
+    }
+  }
+}
+
+/** True when a fresh `allocateOnce` could answer something other than `none`. */
+async function couldAllocate(db: Queryable, organizationId: string): Promise<boolean> {
+  if (await anyGatewayFree(db)) return true;
+  const { rows } = await db.query<{ live: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM allocations WHERE organization_id = $1 AND state <> 'ended') AS live`,
+    [organizationId],
+  );
+  return rows[0]?.live === true;
+}
+
+async function allocateOnce(db: Queryable, organizationId: string): Promise<AllocateResult> {
   const { rows } = await db.query(
     `WITH existing AS (
        SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id
