@@ -13,14 +13,13 @@ import { ganymedeContract } from '@ganymede/contracts';
 import { decodeJwt, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Claims, loadSigningKey, TOKEN_TTL, Tokens } from '../src/auth.js';
-import { bearer, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 
 let root: string;
 let dataDir: string;
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
+let g: TestGanymede;
 /** The signing key as the server keeps it in its data directory. */
 let key: Uint8Array;
 
@@ -28,7 +27,6 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'ganymede-auth-'));
   dataDir = join(root, 'data'); // does not exist yet: the server creates it
   g = await startGanymede({ dataDir });
-  target = await noticeTarget();
   key = new Uint8Array(Buffer.from((await readFile(join(dataDir, 'signing.key'), 'utf8')).trim(), 'hex'));
 });
 // Each test builds the pool it needs: a free gateway left by one must not be picked in another.
@@ -37,7 +35,6 @@ beforeEach(async () => {
 });
 afterAll(async () => {
   await g?.close();
-  await target?.close();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
@@ -53,12 +50,7 @@ const adminClaims = (over: Record<string, unknown> = {}) => ({ typ: 'admin', sub
 /** GET /admin/status with `token`: the cheapest authenticated call. */
 const status = (token: string) => rawRequest(g.url, 'GET', '/admin/status', bearer(token));
 
-async function live() {
-  const gw = await g.addReadyGateway(target.url);
-  const organizationId = randomUUID();
-  const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
-  return { gw, organizationId, orgAuth, instanceId, id: allocation.allocation_id };
-}
+const live = () => g.live();
 
 describe('the signing key file', () => {
   it('is generated into the data directory with mode 0600 (the directory 0700)', async () => {
@@ -225,7 +217,7 @@ describe('organization tokens', () => {
   it('are bound to one allocation: after it ends, they cannot touch the organization\'s next one', async () => {
     const first = await live();
     expect((await g.client.stop({ headers: first.orgAuth, body: { reason: 'stop' } })).status).toBe(200);
-    const gw = await g.addReadyGateway(target.url);
+    const gw = await g.addReadyGateway(g.target.url);
     const { allocation } = await g.allocateTo(first.organizationId, gw.auth);
     const before = await g.snapshot();
     // Its authority ended with its allocation: refused like a token gone stale (403), not a conflict.
@@ -247,7 +239,7 @@ describe('organization tokens', () => {
 
 describe('user tokens', () => {
   it('start only the organizations they list', async () => {
-    await g.addReadyGateway(target.url);
+    await g.addReadyGateway(g.target.url);
     const mine = randomUUID();
     const token = await g.userToken(mine, randomUUID());
     const before = await g.snapshot();

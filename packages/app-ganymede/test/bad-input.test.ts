@@ -10,13 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { ganymedeContract } from '@ganymede/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Claims, Tokens } from '../src/auth.js';
-import { bearer, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 type Headers = Record<string, string>;
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
+let g: TestGanymede;
 /** The world every request runs against: A and B hold claimed allocations, C is ready and free. */
 let world: {
   a: { gatewayId: string; auth: Headers; id: string; orgAuth: Headers; organizationId: string; instanceId: string };
@@ -32,16 +31,15 @@ let world: {
 
 beforeAll(async () => {
   g = await startGanymede();
-  target = await noticeTarget();
   const setUp = async () => {
-    const gw = await g.addReadyGateway(target.url);
+    const gw = await g.addReadyGateway(g.target.url);
     const organizationId = randomUUID();
     const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
     return { gatewayId: gw.gatewayId, auth: gw.auth, id: allocation.allocation_id, orgAuth, organizationId, instanceId };
   };
   const a = await setUp();
   const b = await setUp();
-  await g.addReadyGateway(target.url); // C: free, so a wrongly accepted /start would allocate it
+  await g.addReadyGateway(g.target.url); // C: free, so a wrongly accepted /start would allocate it
   const freeOrganization = randomUUID();
   const claims: Record<Kind, Claims> = {
     admin: { typ: 'admin', sub: 'test' },
@@ -61,7 +59,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await g?.close();
-  await target?.close();
 });
 
 

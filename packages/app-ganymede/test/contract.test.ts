@@ -6,28 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, ganymedeContract, ganymedeExamples } from '@ganymede/contracts';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bearer, noticeTarget, rawRequest, shapeDifferences, startGanymede } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { bearer, rawRequest, shapeDifferences, useGanymede } from './support.js';
 
 type Route = keyof typeof ganymedeContract;
 type Headers = Record<string, string>;
 
 /** Small, so the crash-loop case needs few reclaims. */
 const CRASH_LOOP_LIMIT = 3;
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
-beforeAll(async () => {
-  g = await startGanymede({ crashLoopLimit: CRASH_LOOP_LIMIT });
-  target = await noticeTarget();
-});
-afterAll(async () => {
-  await g?.close();
-  await target?.close();
-});
-// Each case sets up the pool it needs.
-beforeEach(async () => {
-  await g.truncate();
-});
+const g = useGanymede({ crashLoopLimit: CRASH_LOOP_LIMIT });
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -47,16 +34,10 @@ function send(route: Route, { headers, body, params = {} }: Request) {
   return rawRequest(g.url, r.method as 'GET' | 'POST', path, { ...contentType, ...headers }, payload);
 }
 
-const gateway = () => g.addReadyGateway(target.url);
+const gateway = () => g.addReadyGateway(g.target.url);
 const gatewayToken = async () => bearer(await g.ganymede.tokens.sign({ typ: 'gateway', sub: randomUUID() }));
 
-/** A fresh organization, allocated and claimed on a fresh gateway. */
-async function live() {
-  const gw = await gateway();
-  const organizationId = randomUUID();
-  const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
-  return { gw, organizationId, allocation, orgAuth, instanceId, id: allocation.allocation_id };
-}
+const live = () => g.live();
 
 async function restarting() {
   const a = await live();

@@ -15,22 +15,19 @@ import { createGanymedeClient, Gateway, type GanymedeClient, loadConfig } from '
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HostileContext, hostileCorpus } from './hostile-corpus.js';
-import { bearer, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
+let g: TestGanymede;
 let gateway: Gateway;
 let gatewayUrl: string;
 let runDir: string;
 let context: HostileContext;
 
 beforeAll(async () => {
-  g = await startGanymede({ leaseSeconds: 3600 });
-  await g.ganymede.reaper.stop();
-  target = await noticeTarget();
+  g = await startGanymede({ leaseSeconds: 3600, manualReaper: true });
 
   // Gateway A holds a claimed allocation; the real gateway is ready and free.
-  const a = await g.addReadyGateway(target.url);
+  const a = await g.addReadyGateway(g.target.url);
   const organizationA = randomUUID();
   const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationA, a.auth);
 
@@ -78,7 +75,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.shutdown({ kind: 'stop', reason: 'stop' });
   await g?.close();
-  await target?.close();
   if (runDir) await rm(runDir, { recursive: true, force: true });
 });
 

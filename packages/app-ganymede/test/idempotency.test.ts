@@ -6,36 +6,17 @@
  * Expiry is arranged by moving deadlines and leases into the past in SQL; the reaper runs by hand.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { noticeTarget, resetControlPlane, startGanymede } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { useGanymede } from './support.js';
 
 const GRACE = 10;
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
-beforeAll(async () => {
-  g = await startGanymede({ leaseSeconds: 10, leaseGraceSeconds: GRACE });
-  await g.ganymede.reaper.stop(); // passes are run by hand
-  target = await noticeTarget();
-});
-afterAll(async () => {
-  await g?.close();
-  await target?.close();
-});
-beforeEach(async () => {
-  await g.truncate();
-  await resetControlPlane(g.ganymede.db);
-});
+const g = useGanymede({ leaseSeconds: 10, leaseGraceSeconds: GRACE, manualReaper: true });
 
 const sql = <T = Record<string, unknown>>(text: string, params?: unknown[]) => g.ganymede.db.query<T>(text, params);
 const reap = () => g.ganymede.reaper.runOnce();
 
-async function live() {
-  const gw = await g.addReadyGateway(target.url);
-  const organizationId = randomUUID();
-  const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
-  return { gw, organizationId, orgAuth, instanceId, id: allocation.allocation_id };
-}
+const live = () => g.live();
 type Live = Awaited<ReturnType<typeof live>>;
 
 async function allocationRow(id: string) {

@@ -12,15 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGanymedeClient, Gateway, type GanymedeClient, loadConfig } from '@ganymede/app-gateway';
 import pino from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   bearer,
   closedUrl,
   controlPlaneOf,
-  noticeTarget,
   recordQueries,
-  resetControlPlane,
-  startGanymede,
+  useGanymede,
 } from './support.js';
 
 const LEASE = 10;
@@ -28,26 +26,12 @@ const GRACE = 10;
 const CRASH_LOOP_LIMIT = 3;
 const WINDOW = 300;
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
-beforeAll(async () => {
-  g = await startGanymede({
-    leaseSeconds: LEASE,
-    leaseGraceSeconds: GRACE,
-    crashLoopLimit: CRASH_LOOP_LIMIT,
-    crashLoopWindowSeconds: WINDOW,
-  });
-  // Passes are run by hand: a timer firing mid-test would expire what a test is still setting up.
-  await g.ganymede.reaper.stop();
-  target = await noticeTarget();
-});
-afterAll(async () => {
-  await g?.close();
-  await target?.close();
-});
-beforeEach(async () => {
-  await g.truncate();
-  await resetControlPlane(g.ganymede.db);
+const g = useGanymede({
+  leaseSeconds: LEASE,
+  leaseGraceSeconds: GRACE,
+  crashLoopLimit: CRASH_LOOP_LIMIT,
+  crashLoopWindowSeconds: WINDOW,
+  manualReaper: true,
 });
 
 type Auth = { authorization: string };
@@ -55,15 +39,10 @@ type Gw = Awaited<ReturnType<typeof gateway>>;
 
 const sql = <T = Record<string, unknown>>(text: string, params?: unknown[]) => g.ganymede.db.query<T>(text, params);
 const reap = () => g.ganymede.reaper.runOnce();
-const gateway = (url = target.url) => g.addReadyGateway(url);
+const gateway = (url = g.target.url) => g.addReadyGateway(url);
 
-/** A fresh organization allocated to a fresh gateway, claimed by a process (`instanceId`, the gateway's current one). */
-async function live(gw?: Gw) {
-  gw ??= await gateway();
-  const organizationId = randomUUID();
-  const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
-  return { gw, organizationId, orgAuth, instanceId, id: allocation.allocation_id };
-}
+/** A fresh organization allocated to a fresh gateway (or `gw`), claimed by a process (`instanceId`, the gateway's current one). */
+const live = (gw?: Gw) => g.live(gw);
 type Live = Awaited<ReturnType<typeof live>>;
 
 const renew = (auth: Auth, instance_id: string, allocation_id: string | null, epoch?: number) =>
@@ -288,7 +267,7 @@ describe('what a renewal brings back into the pool', () => {
     expect(await renew(gw.auth, gw.instanceId, null)).toMatchObject({ status: 200, body: { allocation: null } });
     expect(await poolEntry(gw.gatewayId)).toMatchObject({ ready: true, state: 'idle' });
     // Its process listens again: the next /start gets it.
-    await sql('UPDATE gateways SET url = $1 WHERE id = $2', [target.url, gw.gatewayId]);
+    await sql('UPDATE gateways SET url = $1 WHERE id = $2', [g.target.url, gw.gatewayId]);
     expect(await start(randomUUID())).toMatchObject({ status: 201, body: { gateway_id: gw.gatewayId } });
   });
 
@@ -554,7 +533,7 @@ describe('a real gateway (in process) and its renewal loop', () => {
   }
 
   it('claims an allocation that raced in from its renewal; drops it and says ready idle when its lease expired', async () => {
-    const added = await g.client.addGateway({ headers: g.admin, body: { url: target.url } });
+    const added = await g.client.addGateway({ headers: g.admin, body: { url: g.target.url } });
     if (added.status !== 201) throw new Error(`addGateway answered ${added.status}`);
     const runDir = await mkdtemp(join(tmpdir(), 'liveness-gw-'));
     const watched = watchedClient(g.url);

@@ -1,20 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { noticeTarget, startGanymede } from './support.js';
+import { startGanymede, type TestGanymede } from './support.js';
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
+let g: TestGanymede;
 beforeAll(async () => {
   g = await startGanymede();
-  target = await noticeTarget();
 });
 afterAll(async () => {
   await g.close();
-  await target.close();
 });
 
 it('allocates, restarts, reclaims, stops', async () => {
-  const gw = await g.addReadyGateway(target.url);
+  const gw = await g.addReadyGateway(g.target.url);
   const org = randomUUID();
   const { allocation, orgAuth } = await g.allocateTo(org, gw.auth);
   expect(allocation.epoch).toBe(1);

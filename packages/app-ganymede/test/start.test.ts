@@ -7,12 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { answeringUrl, bearer, closedUrl, hangingUrl, noticeTarget, startGanymede } from './support.js';
+import { answeringUrl, bearer, closedUrl, hangingUrl, noticeTarget, startGanymede, type TestGanymede } from './support.js';
 
 const NOTIFY_TIMEOUT_MS = 300;
 const GRACE_SECONDS = 60;
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
+let g: TestGanymede;
 beforeAll(async () => {
   g = await startGanymede({ notifyTimeoutMs: NOTIFY_TIMEOUT_MS, restartGraceSeconds: GRACE_SECONDS });
 });

@@ -15,14 +15,28 @@ import { createGanymede, type GanymedeOptions } from '../src/ganymede.js';
 import { openMigratedTestDatabase, testStorage } from './database.js';
 import { LOG_REDACT } from '@ganymede/http-server';
 import pino from 'pino';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 export type Client = ReturnType<typeof makeClient>;
 const makeClient = (baseUrl: string) => initClient(ganymedeContract, { baseUrl, throwOnUnknownStatus: true });
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-export async function startGanymede(options: GanymedeOptions = {}) {
+export interface TestGanymedeOptions extends GanymedeOptions {
+  /** No reaper timer: the tests run passes by hand, so no timer expires what a test is still setting up. */
+  manualReaper?: boolean;
+}
+
+export type TestGanymede = Awaited<ReturnType<typeof startGanymede>>;
+
+/**
+ * A real Ganymede on the suite's database, with an admin token, a typed client, a notice target standing in for
+ * its gateways (`target`), and helpers that drive it over HTTP.
+ */
+export async function startGanymede({ manualReaper = false, ...options }: TestGanymedeOptions = {}) {
   const ganymede = await createGanymede({ logger: false, reaperIntervalMs: 60_000, ...options, ...testStorage(options.dataDir) });
+  if (manualReaper) await ganymede.reaper.stop();
   const url = await ganymede.listen(0);
+  const target = await noticeTarget();
   const client = makeClient(url);
   const admin = bearer(await ganymede.tokens.sign({ typ: 'admin', sub: 'test' }));
 
@@ -52,6 +66,12 @@ export async function startGanymede(options: GanymedeOptions = {}) {
   /** Empties every table: for files whose tests need a pool of their own. */
   const truncate = () => truncateAll(ganymede.db);
 
+  /** As before a file's first test: every table empty, and "a reaper just ran, nothing held back". */
+  async function reset() {
+    await truncate();
+    await resetControlPlane(ganymede.db);
+  }
+
   /** Start → config → the organization token, for tests of /stop and /restart. */
   async function allocateTo(organizationId: string, gatewayAuth: ReturnType<typeof bearer>) {
     const started = await client.start({ headers: await userToken(organizationId), body: { organization_id: organizationId } });
@@ -64,6 +84,14 @@ export async function startGanymede(options: GanymedeOptions = {}) {
     return { allocation: started.body, orgAuth: bearer(config.body.organization_token), instanceId };
   }
 
+  /** A fresh organization, allocated and claimed on `gw` (default: a fresh ready gateway at the notice target). */
+  async function live(gw?: Awaited<ReturnType<typeof addReadyGateway>>) {
+    gw ??= await addReadyGateway(target.url);
+    const organizationId = randomUUID();
+    const { allocation, orgAuth, instanceId } = await allocateTo(organizationId, gw.auth);
+    return { gw, organizationId, allocation, orgAuth, instanceId, id: allocation.allocation_id };
+  }
+
   return {
     ganymede,
     url,
@@ -74,9 +102,27 @@ export async function startGanymede(options: GanymedeOptions = {}) {
     orgToken,
     addReadyGateway,
     allocateTo,
+    live,
+    target,
     truncate,
-    close: () => ganymede.close(),
+    reset,
+    close: async () => {
+      await ganymede.close();
+      await target.close();
+    },
   };
+}
+
+/**
+ * A test file's Ganymede (as `startGanymede`): started before the file's tests, closed after them, and `reset`
+ * before each. The handle is filled in when the file's tests start.
+ */
+export function useGanymede(options: TestGanymedeOptions = {}): TestGanymede {
+  const g = {} as TestGanymede;
+  beforeAll(async () => void Object.assign(g, await startGanymede(options)));
+  afterAll(async () => g.close?.());
+  beforeEach(async () => g.reset());
+  return g;
 }
 
 /**

@@ -14,7 +14,7 @@ import { ganymedeContract } from '@ganymede/contracts';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Claims } from '../src/auth.js';
-import { bearer, bufferLogger, errorBodyProblem, noticeTarget, rawRequest, startGanymede } from './support.js';
+import { bearer, bufferLogger, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 type Headers = Record<string, string>;
@@ -23,21 +23,17 @@ const SIGNING_KEY = randomBytes(32).toString('hex');
 const KEY = new Uint8Array(Buffer.from(SIGNING_KEY, 'hex'));
 const logs = bufferLogger();
 
-let g: Awaited<ReturnType<typeof startGanymede>>;
-let target: Awaited<ReturnType<typeof noticeTarget>>;
+let g: TestGanymede;
 let world: Awaited<ReturnType<typeof makeWorld>>;
 /** Every token this file mints, receives or sends: none may reach the logs. */
 const seen = new Set<string>();
 const remember = (token: string) => (seen.add(token), token);
 
 beforeAll(async () => {
-  g = await startGanymede({ signingKey: SIGNING_KEY, logger: logs.logger });
-  await g.ganymede.reaper.stop();
-  target = await noticeTarget();
+  g = await startGanymede({ signingKey: SIGNING_KEY, logger: logs.logger, manualReaper: true });
 });
 afterAll(async () => {
   await g?.close();
-  await target?.close();
 });
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -46,7 +42,7 @@ const tokenOf = (h: Headers) => h.authorization!.slice('Bearer '.length);
 /** A, B hold claimed allocations; E's ended; a ready gateway waits for `freeOrganization`. */
 async function makeWorld() {
   const hold = async () => {
-    const gw = await g.addReadyGateway(target.url);
+    const gw = await g.addReadyGateway(g.target.url);
     const organizationId = randomUUID();
     const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationId, gw.auth);
     remember(gw.token);
@@ -57,7 +53,7 @@ async function makeWorld() {
   const b = await hold();
   const e = await hold();
   expect((await g.client.stop({ headers: e.orgAuth, body: { reason: 'stop' } })).status).toBe(200);
-  remember((await g.addReadyGateway(target.url)).token);
+  remember((await g.addReadyGateway(g.target.url)).token);
   const freeOrganization = randomUUID();
   const claims: Record<Kind, Record<string, unknown>> = {
     admin: { typ: 'admin', sub: 'test' },
@@ -216,7 +212,7 @@ describe('secrets never reach the logs', () => {
   it('no token, no "Bearer", and not the signing key in any log line, after every route, refusal and 500', async () => {
     await g.truncate();
     // Successes, each route (tokens in answers too: /admin/gateways, /gateway/config).
-    const gw = await g.client.addGateway({ headers: g.admin, body: { url: target.url } });
+    const gw = await g.client.addGateway({ headers: g.admin, body: { url: g.target.url } });
     if (gw.status !== 201) throw new Error(`addGateway answered ${gw.status}`);
     remember(gw.body.token);
     const auth = bearer(gw.body.token);
