@@ -7,20 +7,15 @@
  * renewal, so no renewal falls between a request's before and after snapshots.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ganymedeContract, gatewayContract } from '@ganymede/contracts';
-import { createGanymedeClient, Gateway, type GanymedeClient, loadConfig } from '@ganymede/app-gateway';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HostileContext, hostileCorpus } from './hostile-corpus.js';
+import { inProcessGateway } from './in-process-gateway.js';
 import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 
 let g: TestGanymede;
-let gateway: Gateway;
+let real: Awaited<ReturnType<typeof inProcessGateway>>;
 let gatewayUrl: string;
-let runDir: string;
 let context: HostileContext;
 
 beforeAll(async () => {
@@ -31,35 +26,12 @@ beforeAll(async () => {
   const organizationA = randomUUID();
   const { allocation, orgAuth, instanceId } = await g.allocateTo(organizationA, a.auth);
 
-  const added = await g.client.addGateway({ headers: g.admin, body: { url: 'http://127.0.0.1:9' } });
-  if (added.status !== 201) throw new Error(`addGateway answered ${added.status}`);
-  runDir = await mkdtemp(join(tmpdir(), 'hostile-gw-'));
-  const client = createGanymedeClient({ baseUrl: g.url });
-  let renewed!: () => void;
-  const firstRenewal = new Promise<void>((resolve) => (renewed = resolve));
-  const watched: GanymedeClient = {
-    ...client,
-    lease: async (...args) => {
-      const answer = await client.lease(...args);
-      setImmediate(renewed);
-      return answer;
-    },
-  };
-  gateway = new Gateway({
-    config: loadConfig({
-      GATEWAY_ID: added.body.gateway_id,
-      GATEWAY_TOKEN: added.body.token,
-      GANYMEDE_URL: g.url,
-      GATEWAY_PORT: '0',
-      GATEWAY_RUN_DIR: runDir,
-    }),
-    logger: pino({ level: 'silent' }),
-    client: watched,
-  });
-  await gateway.start();
+  real = await inProcessGateway(g, 'http://127.0.0.1:9');
+  const firstRenewal = real.next('lease');
+  await real.gateway.start();
   await firstRenewal;
-  gatewayUrl = `http://127.0.0.1:${gateway.port()}`;
-  await g.ganymede.db.query('UPDATE gateways SET url = $1 WHERE id = $2', [gatewayUrl, added.body.gateway_id]);
+  gatewayUrl = `http://127.0.0.1:${real.gateway.port()}`;
+  await g.ganymede.db.query('UPDATE gateways SET url = $1 WHERE id = $2', [gatewayUrl, real.gatewayId]);
 
   context = {
     auth: {
@@ -73,9 +45,8 @@ beforeAll(async () => {
   context.auth.user = await g.userToken(context.ids.freeOrganization);
 });
 afterAll(async () => {
-  await gateway?.shutdown({ kind: 'stop', reason: 'stop' });
+  await real?.close();
   await g?.close();
-  if (runDir) await rm(runDir, { recursive: true, force: true });
 });
 
 /** Every table; control_plane without last_reaped_at (only a reaper pass writes it, and none runs here). */
@@ -131,8 +102,8 @@ describe('afterwards', () => {
   it('the world is intact: A still holds its allocation at epoch 1; the real gateway is up, idle and in the pool', async () => {
     const res = await g.client.allocation({ headers: g.admin, params: { allocation_id: context.ids.allocationA } });
     expect(res).toMatchObject({ status: 200, body: { state: 'active', epoch: 1, events: [{ kind: 'allocated' }] } });
-    expect(gateway.phase()).toBe('up');
-    expect(gateway.whoami()).toMatchObject({ allocation_id: null, epoch: null });
+    expect(real.gateway.phase()).toBe('up');
+    expect(real.gateway.whoami()).toMatchObject({ allocation_id: null, epoch: null });
     const pool = await g.client.status({ headers: g.admin });
     expect(pool.status === 200 && pool.body.gateways.find((e) => e.url === gatewayUrl)).toMatchObject({ ready: true, state: 'idle' });
   });

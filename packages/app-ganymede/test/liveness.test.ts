@@ -7,11 +7,6 @@
  * into the past in SQL, and the reaper is run by hand (its timer is stopped).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createGanymedeClient, Gateway, type GanymedeClient, loadConfig } from '@ganymede/app-gateway';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
   bearer,
@@ -20,6 +15,7 @@ import {
   recordQueries,
   useGanymede,
 } from './support.js';
+import { inProcessGateway } from './in-process-gateway.js';
 
 const LEASE = 10;
 const GRACE = 10;
@@ -500,63 +496,17 @@ describe('each expired item is ended exactly once', () => {
 });
 
 describe('a real gateway (in process) and its renewal loop', () => {
-  /**
-   * A client that reports each lease renewal and each /ready once answered and acted on: the gateway handles an
-   * answer synchronously after its await, so the report waits for the next turn of the event loop.
-   */
-  function watchedClient(baseUrl: string) {
-    const client = createGanymedeClient({ baseUrl, timeoutMs: 5_000 });
-    const waiters: { what: 'lease' | 'claim' | 'idle'; resolve: (status: number) => void }[] = [];
-    const settle = (what: 'lease' | 'claim' | 'idle', status: number) =>
-      setImmediate(() => {
-        for (const w of waiters.filter((x) => x.what === what)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(status);
-        }
-      });
-    const watched: GanymedeClient = {
-      ...client,
-      lease: async (...args) => {
-        const answer = await client.lease(...args);
-        settle('lease', answer.status);
-        return answer;
-      },
-      ready: async (token, body, options) => {
-        const answer = await client.ready(token, body, options);
-        settle(body.allocation_id === null ? 'idle' : 'claim', answer.status);
-        return answer;
-      },
-    };
-    /** The status of the next such call to be answered. */
-    const next = (what: 'lease' | 'claim' | 'idle') => new Promise<number>((resolve) => waiters.push({ what, resolve }));
-    return { client: watched, next };
-  }
-
   it('claims an allocation that raced in from its renewal; drops it and says ready idle when its lease expired', async () => {
-    const added = await g.client.addGateway({ headers: g.admin, body: { url: g.target.url } });
-    if (added.status !== 201) throw new Error(`addGateway answered ${added.status}`);
-    const runDir = await mkdtemp(join(tmpdir(), 'liveness-gw-'));
-    const watched = watchedClient(g.url);
-    const gw = new Gateway({
-      config: loadConfig({
-        GATEWAY_ID: added.body.gateway_id,
-        GATEWAY_TOKEN: added.body.token,
-        GANYMEDE_URL: g.url,
-        GATEWAY_PORT: '0',
-        GATEWAY_RUN_DIR: runDir,
-      }),
-      logger: pino({ level: 'silent' }),
-      client: watched.client,
-    });
+    const { gateway: gw, gatewayId, next, close } = await inProcessGateway(g, g.target.url);
     try {
-      const firstRenewal = watched.next('lease');
+      const firstRenewal = next('lease');
       await gw.start();
       expect(await firstRenewal).toBe(200);
       expect(gw.whoami().allocation_id).toBeNull();
 
       // Allocated, but the notice went to the notice target: the process hears of it from its next renewal.
       const org = randomUUID();
-      const claimed = watched.next('claim');
+      const claimed = next('claim');
       const started = await start(org);
       expect(started.status).toBe(201);
       if (started.status !== 201) return;
@@ -565,15 +515,14 @@ describe('a real gateway (in process) and its renewal loop', () => {
       expect(await allocationRow(started.body.allocation_id)).toMatchObject({ holder_instance: gw.instanceId, state: 'active' });
 
       // Its lease lapses past the grace (as if it had been paused) and the reaper ends the allocation.
-      const idle = watched.next('idle');
-      await lapse(added.body.gateway_id, GRACE + 1);
+      const idle = next('idle');
+      await lapse(gatewayId, GRACE + 1);
       expect(await reap()).toBe(1);
       expect(await idle).toBe(200);
       expect(gw.whoami().allocation_id).toBeNull();
-      expect(await poolEntry(added.body.gateway_id)).toMatchObject({ ready: true, state: 'idle' });
+      expect(await poolEntry(gatewayId)).toMatchObject({ ready: true, state: 'idle' });
     } finally {
-      await gw.shutdown({ kind: 'stop', reason: 'stop' });
-      await rm(runDir, { recursive: true, force: true });
+      await close();
     }
   });
 });
