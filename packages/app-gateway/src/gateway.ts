@@ -212,6 +212,7 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409) {
       this.held = null;
+      this.current = 'stood_down'; // no more renewals or claims: the process that took over makes them
       this.log.warn({ event: 'superseded', reason: answer.body.error, allocation_id: held?.allocationId ?? null }, 'another process took over: standing down');
       this.onSuperseded(answer.body.error);
       return;

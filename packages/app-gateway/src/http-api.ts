@@ -7,7 +7,8 @@ import { createServer } from '@ganymede/http-server';
 import { initServer } from '@ts-rest/fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 
-export type Phase = 'created' | 'booting' | 'up' | 'shutting_down' | 'stopped';
+/** `stood_down`: another process of this gateway took over; this one serves nothing and waits to be shut down. */
+export type Phase = 'created' | 'booting' | 'up' | 'stood_down' | 'shutting_down' | 'stopped';
 
 export type AllocatedAnswer =
   | { status: 200; body: Whoami }
@@ -23,7 +24,7 @@ export interface GatewayView {
   allocated(allocationId: string): Promise<AllocatedAnswer>;
 }
 
-export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting or shutting down' } as const;
+export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting, standing down or shutting down' } as const;
 
 export function gatewayRouter(view: GatewayView) {
   return initServer().router(gatewayContract, {

@@ -104,6 +104,9 @@ describe('lease renewal', () => {
     expect(superseded).toEqual([error]);
     expect(gateway.serving()).toBe(false);
     expect(gateway.whoami()).toMatchObject({ allocation_id: null, epoch: null });
+    expect(gateway.phase()).toBe('stood_down');
+    // It takes no allocation either: the process that took over does.
+    expect(await gateway.allocated(ALLOCATION)).toMatchObject({ status: 503, body: { error: 'not_ready' } });
     expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready']);
   });
 
