@@ -204,13 +204,15 @@ export class AllocationModel {
   }
 
   /**
-   * A successful /ready: in the pool from now, this instance current, and the lease renewed if the gateway holds
-   * one. An older gateway's process (no instance id) never renews, so it holds no lease: its /ready answers
-   * none (the contract: "null until the process renews it once (older gateways never do)").
+   * A successful /ready: in the pool from now (the current process saying it again keeps its place), this
+   * instance current, and the lease renewed if the gateway holds one. An older gateway's process (no instance id)
+   * never renews, so it holds no lease: its /ready answers none (the contract: "null until the process renews it
+   * once (older gateways never do)").
    */
   private markReady(g: number, instance: string | null) {
     const gateway = this.gateway(g);
-    gateway.readyUs = 'pending';
+    const again = instance !== null && gateway.instance === instance && gateway.readyUs !== null;
+    if (!again) gateway.readyUs = 'pending';
     gateway.instance = instance;
     if (gateway.lease !== 'none') gateway.lease = instance === null ? 'none' : 'valid';
   }

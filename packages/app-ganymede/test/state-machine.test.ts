@@ -177,14 +177,28 @@ describe('ready (claim and reclaim)', () => {
     expect(await gatewayRow(a.gatewayId)).toMatchObject({ instance_id: instanceId });
   });
 
-  it('a repeated /ready from the same instance changes neither epoch, holder nor audit', async () => {
+  it('a repeated /ready from the same instance changes neither epoch, holder, audit nor times', async () => {
     const a = await claimed();
+    const before = { allocation: await allocationRow(a.id), gateway: await gatewayRow(a.gatewayId) };
     for (let i = 0; i < 3; i++) {
       const r = await ready(db, a.gatewayId, a.id, a.instanceId);
       expect(r).toMatchObject({ kind: 'ok', reclaimed: false, allocation: { epoch: 1, state: 'active' } });
     }
-    expect(await allocationRow(a.id)).toMatchObject({ epoch: 1, holder_instance: a.instanceId, state: 'active' });
+    expect(await allocationRow(a.id)).toEqual(before.allocation);
+    expect((await gatewayRow(a.gatewayId)).ready_at).toEqual(before.gateway.ready_at);
     expect(await audit(a.id)).toHaveLength(1);
+  });
+
+  it('an idle gateway saying ready again keeps its place in the line; a new process of it goes to the back', async () => {
+    const [a, b, c] = [await readyGateway('http://127.0.0.1:4101'), await readyGateway('http://127.0.0.1:4102'), await readyGateway('http://127.0.0.1:4103')];
+    await ready(db, a, null, (await gatewayRow(a)).instance_id as string); // the same process, again
+    await ready(db, b, null, randomUUID()); // a new process of b
+    const picks = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await allocate(db, randomUUID());
+      picks.push(r.kind === 'created' ? r.allocation.gateway_id : null);
+    }
+    expect(picks).toEqual([a, c, b]);
   });
 
   it('another instance reclaims an active allocation: epoch + 1 and a "reclaimed" audit row', async () => {
@@ -310,12 +324,14 @@ describe('requestRestart', () => {
 
   it('a repeat keeps the first deadline (even asking for more) and writes no second audit row', async () => {
     const a = await restarting(30);
-    const deadline = (await allocationRow(a.id)).restart_deadline;
+    const before = await allocationRow(a.id);
+    const deadline = before.restart_deadline;
     for (const grace of [600, 5]) {
       const r = await requestRestart(db, a.id, 1, 'restart', grace);
       expect(r).toMatchObject({ kind: 'ok', allocation: { state: 'restarting', epoch: 1 } });
     }
     expect((await allocationRow(a.id)).restart_deadline).toEqual(deadline);
+    expect((await allocationRow(a.id)).updated_at).toEqual(before.updated_at);
     expect((await audit(a.id)).filter((e) => e.kind === 'restart_requested')).toHaveLength(1);
   });
 

@@ -173,8 +173,8 @@ export type ReadyResult =
  * - leaving `restarting` is always a reclaim (epoch + 1, audited with reason `restart`);
  * - another process taking over an active allocation means the previous one died: a reclaim with reason
  *   `crash`, unless it is the `crashLoopLimit`-th within the window: then the allocation ends (`crash_loop`);
- * - the same process (same instance id) repeating itself changes nothing. No instance id (an older
- *   gateway) is always a new process.
+ * - the same process (same instance id) repeating itself changes nothing (not even `updated_at`, or its
+ *   gateway's place in the pool's line). No instance id (an older gateway) is always a new process.
  * Only a call that succeeds marks the gateway ready (and renews a lease it holds), in the same statement. A
  * process with no instance id (an older gateway) never renews, so it holds no lease: its call clears one.
  */
@@ -204,7 +204,8 @@ export async function ready(
        UPDATE allocations a SET
          epoch = CASE WHEN mine.claim IN ('restart', 'crash') THEN a.epoch + 1 ELSE a.epoch END,
          state = 'active', restart_deadline = NULL, restart_reason = NULL,
-         holder_instance = $3, claimed_at = coalesce(mine.claimed_at, now()), updated_at = now()
+         holder_instance = $3, claimed_at = coalesce(mine.claimed_at, now()),
+         updated_at = CASE WHEN mine.claim = 'repeat' THEN a.updated_at ELSE now() END
        FROM mine
        WHERE a.id = mine.id AND NOT EXISTS (SELECT 1 FROM looping)
        RETURNING a.*, mine.claim
@@ -216,7 +217,10 @@ export async function ready(
        -- Out of the pool: the process that keeps dying goes to the back of the line when it says ready again.
        UPDATE gateways SET ready_at = NULL FROM looping WHERE gateways.id = looping.gateway_id
      ), gw AS (
-       UPDATE gateways SET ready_at = now(), instance_id = $3,
+       -- The same process saying ready again keeps its place in the pool's line.
+       UPDATE gateways SET ready_at = CASE WHEN $3::uuid IS NOT NULL AND instance_id = $3::uuid THEN coalesce(ready_at, now())
+                                           ELSE now() END,
+         instance_id = $3,
          lease_expires_at = CASE WHEN lease_expires_at IS NULL OR $3::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $6) END
        WHERE id = $1 AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM upd))
        RETURNING id, url, lease_expires_at
@@ -394,7 +398,8 @@ export async function requestRestart(
        UPDATE allocations a SET state = 'restarting',
          restart_deadline = CASE WHEN a.state = 'restarting' THEN a.restart_deadline
                                  ELSE now() + make_interval(secs => $4) END,
-         restart_reason = CASE WHEN a.state = 'restarting' THEN a.restart_reason ELSE $3 END, updated_at = now()
+         restart_reason = CASE WHEN a.state = 'restarting' THEN a.restart_reason ELSE $3 END,
+         updated_at = CASE WHEN a.state = 'restarting' THEN a.updated_at ELSE now() END
        WHERE a.id = $1 AND a.state <> 'ended' AND ($2::int IS NULL OR a.epoch = $2::int)
        RETURNING a.*
      ), ev AS (${audit(`upd WHERE EXISTS (SELECT 1 FROM cur WHERE cur.state = 'active')`, 'restart_requested', '$3')})
