@@ -12,48 +12,57 @@ import { createGanymede, DEFAULTS } from './ganymede.js';
 
 const USAGE = `usage:
   ganymede serve [--port 4000] [--host 127.0.0.1] [--data-dir DIR | --memory | --database-url postgres://…]
-                 [--schema NAME] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
+                 [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
                  [--crash-loop-limit 5] [--crash-loop-window-seconds 300]
   ganymede gateway add --url URL [--json]
   ganymede token user --organization UUID [--user ID] [--json]
   ganymede status [--json]
 
 common: --data-dir DIR (default .ganymede; holds the database and signing key), --ganymede-url URL
-environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
+environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
   GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
   GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS`;
 
 class UsageError extends Error {}
 
 const env = process.env;
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: {
-    port: { type: 'string', default: env.GANYMEDE_PORT ?? '4000' },
-    host: { type: 'string', default: env.GANYMEDE_HOST ?? '127.0.0.1' },
-    'data-dir': { type: 'string', default: env.GANYMEDE_DATA_DIR ?? '.ganymede' },
-    memory: { type: 'boolean', default: false },
-    'database-url': { type: 'string', default: env.DATABASE_URL },
-    schema: { type: 'string', default: env.GANYMEDE_DB_SCHEMA },
-    grace: { type: 'string', default: env.GANYMEDE_RESTART_GRACE_SECONDS ?? String(DEFAULTS.restartGraceSeconds) },
-    'reaper-interval-ms': { type: 'string', default: env.GANYMEDE_REAPER_INTERVAL_MS ?? String(DEFAULTS.reaperIntervalMs) },
-    'notify-timeout-ms': { type: 'string', default: env.GANYMEDE_NOTIFY_TIMEOUT_MS ?? String(DEFAULTS.notifyTimeoutMs) },
-    'lease-seconds': { type: 'string', default: env.GANYMEDE_LEASE_SECONDS ?? String(DEFAULTS.leaseSeconds) },
-    'lease-grace-seconds': { type: 'string', default: env.GANYMEDE_LEASE_GRACE_SECONDS ?? String(DEFAULTS.leaseGraceSeconds) },
-    'crash-loop-limit': { type: 'string', default: env.GANYMEDE_CRASH_LOOP_LIMIT ?? String(DEFAULTS.crashLoopLimit) },
-    'crash-loop-window-seconds': {
-      type: 'string',
-      default: env.GANYMEDE_CRASH_LOOP_WINDOW_SECONDS ?? String(DEFAULTS.crashLoopWindowSeconds),
-    },
-    'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
-    'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
-    url: { type: 'string' },
-    organization: { type: 'string', multiple: true },
-    user: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
+const OPTIONS = {
+  port: { type: 'string', default: env.GANYMEDE_PORT ?? '4000' },
+  host: { type: 'string', default: env.GANYMEDE_HOST ?? '127.0.0.1' },
+  'data-dir': { type: 'string', default: env.GANYMEDE_DATA_DIR ?? '.ganymede' },
+  memory: { type: 'boolean', default: false },
+  'database-url': { type: 'string', default: env.DATABASE_URL },
+  schema: { type: 'string', default: env.GANYMEDE_DB_SCHEMA },
+  'pool-size': { type: 'string', default: env.GANYMEDE_DB_POOL_SIZE ?? String(DEFAULTS.poolSize) },
+  grace: { type: 'string', default: env.GANYMEDE_RESTART_GRACE_SECONDS ?? String(DEFAULTS.restartGraceSeconds) },
+  'reaper-interval-ms': { type: 'string', default: env.GANYMEDE_REAPER_INTERVAL_MS ?? String(DEFAULTS.reaperIntervalMs) },
+  'notify-timeout-ms': { type: 'string', default: env.GANYMEDE_NOTIFY_TIMEOUT_MS ?? String(DEFAULTS.notifyTimeoutMs) },
+  'lease-seconds': { type: 'string', default: env.GANYMEDE_LEASE_SECONDS ?? String(DEFAULTS.leaseSeconds) },
+  'lease-grace-seconds': { type: 'string', default: env.GANYMEDE_LEASE_GRACE_SECONDS ?? String(DEFAULTS.leaseGraceSeconds) },
+  'crash-loop-limit': { type: 'string', default: env.GANYMEDE_CRASH_LOOP_LIMIT ?? String(DEFAULTS.crashLoopLimit) },
+  'crash-loop-window-seconds': {
+    type: 'string',
+    default: env.GANYMEDE_CRASH_LOOP_WINDOW_SECONDS ?? String(DEFAULTS.crashLoopWindowSeconds),
   },
-});
+  'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
+  'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
+  url: { type: 'string' },
+  organization: { type: 'string', multiple: true },
+  user: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** The command line, or exit 2 with the parser's reason (an unknown flag, a missing value) and the usage. */
+function parseCommandLine() {
+  try {
+    return parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (error) {
+    process.stderr.write(`ganymede: ${(error as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+const { positionals, values } = parseCommandLine();
 
 function positiveInt(name: string, text: string | undefined, min = 1): number {
   const n = Number(text);
@@ -78,6 +87,7 @@ async function serve() {
   const ganymede = await createGanymede({
     databaseUrl: values['database-url'],
     schema: values.schema,
+    poolSize: positiveInt('pool-size', values['pool-size']),
     dataDir: values.memory ? ':memory:' : values['data-dir'],
     signingKey: env.GANYMEDE_SIGNING_KEY,
     keyDir: values['data-dir'],

@@ -9,18 +9,13 @@ import pino from 'pino';
 import { loadSigningKey, Tokens } from './auth.js';
 import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
-import { openDatabase } from './db/open.js';
+import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
 import { DEFAULT_LIVENESS } from './sql/allocations.js';
 
-export interface GanymedeOptions {
-  /** `postgres://…` runs on PostgreSQL proper; otherwise the embedded database in `dataDir`. */
-  databaseUrl?: string;
-  /** With `databaseUrl`: the schema to work in (default: the connection's search_path). */
-  schema?: string;
-  /** Embedded database directory (and signing key); `:memory:` or omitted keeps the database in memory. */
-  dataDir?: string;
+/** Storage options (`StorageOptions`: database URL, schema, pool size, data directory) and the server's own. */
+export interface GanymedeOptions extends StorageOptions {
   /** An already open database (tests); it is not closed by `close()`. */
   db?: Database;
   signingKey?: string;
@@ -41,6 +36,7 @@ export interface GanymedeOptions {
 }
 
 export const DEFAULTS = {
+  poolSize: DEFAULT_POOL_SIZE,
   restartGraceSeconds: 60,
   reaperIntervalMs: 1000,
   notifyTimeoutMs: 5000,

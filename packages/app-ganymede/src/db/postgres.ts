@@ -6,7 +6,7 @@ export interface PostgresOptions {
   url: string;
   /** Confine every connection to one schema (isolated tests, several deployments in one database). */
   schema?: string;
-  poolSize?: number;
+  poolSize: number;
 }
 
 /** PostgreSQL proper through a `pg` pool. */
@@ -16,7 +16,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
   }
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.poolSize ?? 10,
+    max: options.poolSize,
     options: options.schema ? `-c search_path=${options.schema}` : undefined,
   });
   pool.on('error', () => undefined); // an idle client's connection dropped: the pool replaces it

@@ -1,0 +1,33 @@
+/** `ganymede` as operators run it: bad flags and commands exit 2 with a clear message, before any database is opened. */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { GANYMEDE_CLI, ROOT } from '../../harness/processes.js';
+
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/** Runs the CLI to its end: exit code and stderr. */
+function ganymede(args: string[]) {
+  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = execFile(process.execPath, ['--import', TSX, GANYMEDE_CLI, ...args], { cwd: ROOT }, (_error, _stdout, stderr) =>
+      resolve({ code: child.exitCode, stderr }),
+    );
+  });
+}
+
+describe('ganymede CLI usage errors', () => {
+  it.each([
+    [['serve', '--pool-size', '0', '--database-url', 'postgres://nobody@127.0.0.1:1/none'], '--pool-size must be an integer >= 1, got "0"'],
+    [['serve', '--lease-seconds', 'soon', '--memory'], '--lease-seconds must be an integer >= 1, got "soon"'],
+    [['serve', '--port=-1', '--memory'], '--port must be an integer >= 0, got "-1"'],
+    [['serve', '--bogus'], "Unknown option '--bogus'"],
+    [['serve', '--port'], "Option '--port <value>' argument missing"],
+    [['gateway', 'add'], 'gateway add needs --url URL'],
+    [['launch'], 'usage:'],
+  ])('ganymede %j: exit 2, %s', async (args, message) => {
+    const { code, stderr } = await ganymede(args);
+    expect(code).toBe(2);
+    expect(stderr).toContain(message);
+  });
+});
