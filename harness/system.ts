@@ -12,7 +12,7 @@ import { initClient } from '@ts-rest/core';
 import { spawnGateway, type GatewayProcess as GatewayChild } from '@ganymede/app-gateway';
 import { findFreePort, type LoggedProcess, type LogRecord } from '@ganymede/process-harness';
 import { pathTag, schemaPrefix, testDatabaseKind, testDatabaseUrl } from '../packages/app-ganymede/test/schemas.js';
-import { GANYMEDE_CLI, GATEWAY_CLI, runTs, spawnTs } from './processes.js';
+import { GANYMEDE_CLI, GATEWAY_CLI, runCli, spawnCli } from './processes.js';
 
 export interface GanymedeProcess {
   proc: LoggedProcess;
@@ -63,7 +63,7 @@ export async function startGanymede(options: StartGanymedeOptions = {}): Promise
     ...storageEnv(dataDir, options),
     ...options.env,
   };
-  const proc = spawnTs(GANYMEDE_CLI, ['serve'], env, options.echo);
+  const proc = spawnCli(GANYMEDE_CLI, ['serve'], env, options.echo);
   try {
     await proc.waitForLog((l) => String(l.msg).startsWith('Server listening'), { timeoutMs: 30_000 });
   } catch (error) {
@@ -78,7 +78,7 @@ export async function startGanymede(options: StartGanymedeOptions = {}): Promise
     dataDir,
     env,
     api: initClient(ganymedeContract, { baseUrl: url, baseHeaders: {}, throwOnUnknownStatus: true }),
-    cli: (...args) => runTs(GANYMEDE_CLI, args, env),
+    cli: (...args) => runCli(GANYMEDE_CLI, args, env),
   };
 }
 
@@ -128,7 +128,7 @@ export async function startGateway(
     ...extraEnv,
   };
   const proc = spawnGateway(mode, { env });
-  return { proc, gw, runDir, marker, env, cli: (...args) => runTs(GATEWAY_CLI, args, env) };
+  return { proc, gw, runDir, marker, env, cli: (...args) => runCli(GATEWAY_CLI, args, env) };
 }
 
 /** Resolves when Ganymede logs that this gateway said ready (optionally: serving at the given epoch). */

@@ -5,7 +5,7 @@
  *   reload` does it (the reload marker, then SIGHUP to the supervisor). Each sample runs from the signal to the
  *   first answer of the organization's traffic route (`GET /orgs/:id`) by the new process, polled every
  *   POLL_INTERVAL_MS from the signal on.
- * - Its floor, measured between the restarts: the same gateway CLI (`gateway run`, node with the tsx loader, as
+ * - Its floor, measured between the restarts: the same gateway CLI (`gateway run`, node and the CLI's bundle, as
  *   the supervisor starts it) from spawn to its `listening` log line. The gateway listens before it makes any
  *   call to Ganymede, so this is a process start with no Ganymede call in it.
  * - Cold path, what users paid before the restart protocol: the gateway stopped (SIGTERM, /gateway/stop: the

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Database, openDatabase } from '@ganymede/app-ganymede';
 import { spawnLogged } from '@ganymede/process-harness';
@@ -20,9 +20,8 @@ import { dropSchemas } from '../../packages/app-ganymede/test/schemas.js';
 import { track } from './processes.js';
 
 const require = createRequire(import.meta.url);
-const TSX = pathToFileURL(require.resolve('tsx')).href;
 const AUTOCANNON = join(require.resolve('autocannon/package.json'), '..', 'autocannon.js');
-const BARE_FASTIFY = fileURLToPath(new URL('./bare-fastify.ts', import.meta.url));
+const BARE_FASTIFY = fileURLToPath(new URL('./bare-fastify.mjs', import.meta.url));
 
 export interface HttpFloor {
   requests_per_second: number;
@@ -33,7 +32,7 @@ export interface HttpFloor {
 }
 
 export async function bareFastify(options: { connections: number; durationSeconds: number }): Promise<HttpFloor> {
-  const server = track(spawnLogged(process.execPath, ['--import', TSX, BARE_FASTIFY]));
+  const server = track(spawnLogged(process.execPath, [BARE_FASTIFY]));
   try {
     const { url } = (await server.waitForLog((l) => l.event === 'listening', { timeoutMs: 30_000 })) as { url: string };
     const { stdout } = await promisify(execFile)(

@@ -4,7 +4,7 @@
  * it (the reload marker, SIGHUP to the supervisor). Timed from the first signal until every new process logged
  * `reclaimed` at epoch 2; then every allocation is checked through the admin API.
  *
- * These are heavy on two cores: each restart is a node + tsx start (most of a core for most of a second).
+ * These are heavy on two cores: each restart is a node process start (most of a core for a few hundred ms).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -250,7 +250,7 @@ export function renderMarkdown(r: BenchResults): string {
         [
           ['signal → old process exited (its /gateway/restart, closing)', fmt(b.stages_ms.exit)],
           ['exited → supervisor started the new one', fmt(b.stages_ms.respawn)],
-          ['started → listening (node + tsx + the gateway module graph)', fmt(b.stages_ms.boot)],
+          ['started → listening (node and the gateway bundle)', fmt(b.stages_ms.boot)],
           ['listening → reclaimed (/gateway/config, /gateway/ready)', fmt(b.stages_ms.settle)],
           [`reclaimed → the organization's next request answered (poll every ${POLL_INTERVAL_MS} ms)`, fmt(b.stages_ms.answer)],
         ],
@@ -298,7 +298,7 @@ ${analysis}
 
 ## Method
 
-- **Processes.** Ganymede is the real \`ganymede serve\` (node with the tsx loader, log level info, stdout read by
+- **Processes.** Ganymede is the real \`ganymede serve\` (plain node running its bundle, log level info, stdout read by
   the benchmark), one per replica; PGlite in a data directory that was initialised by a first start and then
   reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
   \`gateway supervise\` / \`gateway run\` CLIs.

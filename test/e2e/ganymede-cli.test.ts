@@ -1,20 +1,13 @@
 /** `ganymede` as operators run it: bad flags and commands exit 2 with a clear message, before any database is opened. */
-import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { GANYMEDE_CLI, ROOT } from '../../harness/processes.js';
-
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+import { GANYMEDE_CLI, runCli } from '../../harness/processes.js';
 
 /** Runs the CLI to its end: exit code and stderr. */
-function ganymede(args: string[]) {
-  return new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, ['--import', TSX, GANYMEDE_CLI, ...args], { cwd: ROOT }, (_error, _stdout, stderr) =>
-      resolve({ code: child.exitCode, stderr }),
-    );
-  });
-}
+const ganymede = (args: string[]) =>
+  runCli(GANYMEDE_CLI, args).then(
+    () => ({ code: 0, stderr: '' }),
+    (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+  );
 
 describe('ganymede CLI usage errors', () => {
   it.each([

@@ -1,14 +1,15 @@
 /**
  * Starting `gateway run` or `gateway supervise` as a child process and following its JSON log lines:
- * for end-to-end tests, a demo, a benchmark. Signals go straight to the node process (no tsx wrapper in
- * between, which would not relay SIGHUP/SIGUSR2).
+ * for end-to-end tests, a demo, a benchmark. The child is plain node running the CLI's bundle, as in
+ * production: signals go straight to it.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { type LoggedProcess, type SpawnOptions, spawnLogged } from '@ganymede/process-harness';
+import { ConfigError } from './errors.js';
 
-/** The CLI's source file; run it with node and the tsx loader (see `gatewayCommand`). */
-export const CLI_PATH = fileURLToPath(new URL('./cli.ts', import.meta.url));
+/** The CLI's bundle, where `pnpm build` (scripts/build.ts) writes it. */
+export const CLI_PATH = fileURLToPath(new URL('../dist/bin/gateway.mjs', import.meta.url));
 
 export type { LogRecord, ProcessExit } from '@ganymede/process-harness';
 
@@ -22,13 +23,13 @@ export interface SpawnGatewayOptions extends SpawnOptions {
   args?: readonly string[];
 }
 
-/** The command line that runs the gateway CLI: node with the tsx loader. */
+/** The command line that runs the gateway CLI: node and the bundle. */
 export function gatewayCommand(command: 'run' | 'supervise' | 'reload' | 'stop', args: readonly string[] = []): { file: string; args: string[] } {
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return { file: process.execPath, args: ['--import', tsx, CLI_PATH, command, ...args] };
+  if (!existsSync(CLI_PATH)) throw new ConfigError(`${CLI_PATH} is not built: run \`pnpm build\``);
+  return { file: process.execPath, args: [CLI_PATH, command, ...args] };
 }
 
-/** `gateway run` or `gateway supervise` as a child process: node with the tsx loader, so signals reach it directly. */
+/** `gateway run` or `gateway supervise` as a child process. */
 export function spawnGateway(command: 'run' | 'supervise', options: SpawnGatewayOptions = {}): GatewayProcess {
   const { file, args } = gatewayCommand(command, options.args);
   const child = spawnLogged(file, args, options);

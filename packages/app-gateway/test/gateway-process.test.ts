@@ -1,5 +1,5 @@
 /**
- * A real `gateway run` process (node + tsx, as a user runs it) against a fake Ganymede: boot, reclaim,
+ * A real `gateway run` process (node and the CLI bundle, as a user runs it) against a fake Ganymede: boot, reclaim,
  * each shutdown signal and what it tells Ganymede, exit codes, deadlines. Every wait is on an event
  * (a call reaching the fake, a log line, the process's exit), never a fixed sleep.
  */

@@ -1,6 +1,6 @@
 /**
  * The floor for HTTP: a bare Fastify JSON route (POST, a small JSON body in and out), no contract, no
- * validation, no logging, no database. Started like Ganymede (node with the tsx loader); prints its port.
+ * validation, no logging, no database. Plain JavaScript, started like Ganymede (plain node); prints its port.
  */
 import Fastify from 'fastify';
 
