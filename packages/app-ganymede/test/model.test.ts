@@ -1,9 +1,9 @@
 /**
  * Model-based test of the allocation state machine: random interleavings of starts, claims, reclaims,
- * lease renewals, restarts, stops, crashes, paused processes that wake up late, reaper runs and clock moves,
- * across 3 gateways and 4 organizations, on the real SQL (src/sql/allocations.ts) on a migrated in-memory
- * PGlite. A reference model (allocation-model.ts) predicts every answer; after every command the whole
- * database is compared with it and the invariants are checked:
+ * lease renewals, restarts, stops, crashes, paused processes that wake up late, bursts of processes taking an
+ * allocation over at once, reaper runs and clock moves, across 3 gateways and 4 organizations, on the real SQL
+ * (src/sql/allocations.ts) on a migrated in-memory PGlite. A reference model (allocation-model.ts) predicts
+ * every answer; after every command the whole database is compared with it and the invariants are checked:
  * - at most one live allocation per gateway and per organization;
  * - an ended allocation never changes again; epochs only grow;
  * - every transition has its audit row (per allocation, in order, and counted per kind);
@@ -23,6 +23,7 @@ import {
   expireLeases,
   expireRestarts,
   liveAllocationOfGateway,
+  type ReadyResult,
   ready,
   renewLease,
   requestRestart,
@@ -84,6 +85,8 @@ type Command =
   | { t: 'restart'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice; reason: RestartReason }
   | { t: 'stop'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice; reason: StopReason }
   | { t: 'crash' | 'pause'; gw: number; legacy: boolean }
+  /** `size` new processes of the gateway come up at once (its current one died) and all take over its live allocation. */
+  | { t: 'burst'; gw: number; size: number }
   /** A late roll-back (Ganymede's notice timed out long ago) of any allocation: only a never-claimed one ends. */
   | { t: 'rollback'; target: 'unknown' | { other: number } }
   | { t: 'reap'; pass: 'full' | 'restarts' | 'leases' }
@@ -143,6 +146,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     }),
   },
   { weight: 4, arbitrary: fc.record({ t: fc.constantFrom('crash' as const, 'pause' as const), gw, legacy: fc.constantFrom(false, false, false, true) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('burst' as const), gw, size: fc.integer({ min: 2, max: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('rollback' as const), target: fc.oneof(fc.constant('unknown' as const), other) }) },
   { weight: 5, arbitrary: fc.record({ t: fc.constant('reap' as const), pass: fc.constantFrom('full' as const, 'full' as const, 'restarts' as const, 'leases' as const) }) },
   {
@@ -251,6 +255,8 @@ class Run {
         if (claimed.kind !== 'ok') return `${claimed.line}; then ${(await this.ready(c.gw, process, null)).line}`;
         return claimed.line;
       }
+      case 'burst':
+        return this.burst(c.gw, c.size);
       case 'rollback': {
         const id = this.pick(c.target);
         const expected = m.rollBack(id);
@@ -311,6 +317,11 @@ class Run {
     const expected: ReadyAnswer = m.ready(g, target, process.instance);
     const refused = expected.kind !== 'ok' && expected.kind !== 'crash_loop';
     const actual = await this.unchangedIf(refused, () => ready(db, gatewayId(g), target, process.instance, POLICY));
+    return this.readyAnswered(g, process, target, expected, actual);
+  }
+
+  /** Checks `ready`'s answer against the model's, and tells `process` what it now serves. */
+  private readyAnswered(g: number, process: Process, target: string | null, expected: ReadyAnswer, actual: ReadyResult) {
     const normalized: ReadyAnswer =
       actual.kind === 'ok'
         ? { kind: 'ok', allocation: actual.allocation && view(actual.allocation), reclaimed: actual.reclaimed, leased: actual.lease.expires_at !== null }
@@ -320,7 +331,7 @@ class Run {
     expect(normalized).toEqual(expected);
     if (actual.kind === 'ok') {
       expect(actual.lease.seconds).toBe(POLICY.leaseSeconds);
-      if (actual.allocation) expect(actual.allocation.gateway_url).toBe(m.gateway(g).url);
+      if (actual.allocation) expect(actual.allocation.gateway_url).toBe(this.model.gateway(g).url);
     }
     if (actual.kind === 'ok') {
       process.allocation = target === null ? null : (actual.allocation?.allocation_id ?? null);
@@ -331,6 +342,34 @@ class Run {
     const held = actual.kind === 'ok' && actual.allocation ? ` ${actual.allocation.state} epoch ${actual.allocation.epoch}` : '';
     const reclaimed = actual.kind === 'ok' && actual.reclaimed ? ' reclaimed' : '';
     return { kind: actual.kind, line: `${process.name} ready(${target?.slice(0, 8) ?? 'idle'}): ${actual.kind}${held}${reclaimed}` };
+  }
+
+  /**
+   * `size` new processes of gateway `g` (the first replaces the current one, which died) all take over its live
+   * allocation at once: on PostgreSQL the statements really meet on the row lock. They must be linearizable: the
+   * answers say in which order they took the lock (claims by epoch, each takeover raised it; then the crash loop's
+   * end; then those that found it ended), and the model, run in that order, must predict every one of them. The
+   * refused processes then come up idle, one after another, as a gateway does.
+   */
+  private async burst(gw: number, size: number): Promise<string> {
+    const m = this.model;
+    // The gw-th gateway among those holding a live allocation (a burst elsewhere only says ready).
+    const g = among(m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])), gw) ?? gw;
+    const live = m.liveOfGateway(g);
+    const actualLive = await liveAllocationOfGateway(db, gatewayId(g));
+    expect(actualLive ? view(actualLive) : actualLive).toEqual(live ? m.view(live) : null);
+    if (!live) return 'skipped: nothing to take over';
+    const target = live.id;
+    const processes = Array.from({ length: size }, (_, i) => m.startProcess(g, false, i === 0, instanceId(++this.instances)));
+    const answers = await Promise.all(processes.map((p) => ready(db, gatewayId(g), target, p.instance, POLICY)));
+    const rank = (r: ReadyResult) => (r.kind === 'ok' ? r.allocation?.epoch ?? 0 : r.kind === 'crash_loop' ? Number.MAX_SAFE_INTEGER - 1 : Number.MAX_SAFE_INTEGER);
+    const order = processes.map((p, i) => ({ p, actual: answers[i]! })).sort((x, y) => rank(x.actual) - rank(y.actual));
+    // The gateway's processes, oldest first: the burst's in the order they took the lock.
+    const all = m.gateway(g).processes;
+    all.splice(0, all.length, ...all.filter((p) => !processes.includes(p)), ...order.map((o) => o.p));
+    const lines = order.map(({ p, actual }) => this.readyAnswered(g, p, target, m.ready(g, target, p.instance), actual).line);
+    for (const { p, actual } of order) if (actual.kind !== 'ok') lines.push(`then ${(await this.ready(g, p, null)).line}`);
+    return `${size} at once: ${lines.join('; ')}`;
   }
 
   private async lease(c: Extract<Command, { t: 'lease' }>): Promise<string> {

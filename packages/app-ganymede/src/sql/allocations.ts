@@ -177,6 +177,13 @@ export type ReadyResult =
  *   gateway's place in the pool's line). No instance id (an older gateway) is always a new process.
  * Only a call that succeeds marks the gateway ready (and renews a lease it holds), in the same statement. A
  * process with no instance id (an older gateway) never renews, so it holds no lease: its call clears one.
+ *
+ * Concurrent takeovers cannot skip the crash-loop limit. Under READ COMMITTED, `cur ... FOR UPDATE` answers the
+ * latest committed row, but the audit count reads the statement's snapshot, which misses the crash reclaims that
+ * committed while this statement waited for the lock. Each crash reclaim also bumps `allocations.crash_reclaims`
+ * (migration 003), so the locked row's counter minus the snapshot's is exactly what the snapshot missed, all of it
+ * recent. A counter rather than a list of times on the row: the audit rows stay the one record of when each
+ * reclaim happened (the window is counted from them), and the row carries one integer, not a growing array.
  */
 export async function ready(
   db: Queryable,
@@ -187,7 +194,7 @@ export async function ready(
 ): Promise<ReadyResult> {
   const { rows } = await db.query(
     `WITH cur AS (
-       SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance FROM allocations a
+       SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance, a.crash_reclaims FROM allocations a
        WHERE a.id = $2 FOR UPDATE
      ), mine AS (
        SELECT cur.*, CASE WHEN cur.state = 'restarting' THEN 'restart'
@@ -196,13 +203,17 @@ export async function ready(
                           ELSE 'crash' END AS claim
        FROM cur WHERE cur.gateway_id = $1 AND cur.state <> 'ended'
      ), looping AS (
+       -- Crash reclaims in the window: those this statement's snapshot sees in the audit, plus those committed
+       -- while it waited for the row lock, which only the locked row shows (its counter, against the snapshot's).
        SELECT mine.id, mine.gateway_id FROM mine WHERE mine.claim = 'crash' AND 1 + (
          SELECT count(*) FROM allocation_events e
          WHERE e.allocation_id = mine.id AND e.kind = 'reclaimed' AND e.reason = 'crash'
-           AND e.at > now() - make_interval(secs => $5)) >= $4
+           AND e.at > now() - make_interval(secs => $5))
+         + mine.crash_reclaims - coalesce((SELECT s.crash_reclaims FROM allocations s WHERE s.id = mine.id), 0) >= $4
      ), upd AS (
        UPDATE allocations a SET
          epoch = CASE WHEN mine.claim IN ('restart', 'crash') THEN a.epoch + 1 ELSE a.epoch END,
+         crash_reclaims = CASE WHEN mine.claim = 'crash' THEN a.crash_reclaims + 1 ELSE a.crash_reclaims END,
          state = 'active', restart_deadline = NULL, restart_reason = NULL,
          holder_instance = $3, claimed_at = coalesce(mine.claimed_at, now()),
          updated_at = CASE WHEN mine.claim = 'repeat' THEN a.updated_at ELSE now() END
