@@ -39,17 +39,20 @@ export interface StartGanymedeOptions {
    */
   databaseUrl?: string;
   schema?: string;
+  /** The embedded database in `dataDir`, even when the tests run on PostgreSQL. */
+  embedded?: boolean;
   /** Anything else for its environment: FAILPOINTS, GANYMEDE_LEASE_SECONDS, … */
   env?: NodeJS.ProcessEnv;
 }
 
 /** Where a Ganymede process keeps its data: `databaseUrl`, the test run's schema for `dataDir`, or the embedded database. */
 function storageEnv(dataDir: string, options: StartGanymedeOptions): NodeJS.ProcessEnv {
+  if (options.embedded) return { DATABASE_URL: '', GANYMEDE_DB_SCHEMA: '' };
   if (options.databaseUrl) return { DATABASE_URL: options.databaseUrl, GANYMEDE_DB_SCHEMA: options.schema ?? '' };
   if (testDatabaseKind() === 'postgres') {
     return { DATABASE_URL: testDatabaseUrl(), GANYMEDE_DB_SCHEMA: `${schemaPrefix()}e2e_${pathTag(dataDir)}` };
   }
-  return { DATABASE_URL: '', GANYMEDE_DB_SCHEMA: '' }; // the embedded database, whatever this shell says
+  return storageEnv(dataDir, { embedded: true }); // the embedded database, whatever this shell says
 }
 
 export async function startGanymede(options: StartGanymedeOptions = {}): Promise<GanymedeProcess> {

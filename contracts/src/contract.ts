@@ -27,8 +27,12 @@ import {
 
 const c = initContract();
 
-/** Statuses any route can answer before its handler runs: bad input, oversize body, wrong content type, a bug. */
-const common = { 400: ErrorBody, 413: ErrorBody, 415: ErrorBody, 500: ErrorBody };
+/**
+ * Statuses any route can answer before its handler runs: bad input (including a malformed request line, chunk
+ * or content length), a request not received in time (408), oversize headers or URL (431), oversize body (413),
+ * wrong content type (415), a bug (500).
+ */
+const common = { 400: ErrorBody, 408: ErrorBody, 413: ErrorBody, 415: ErrorBody, 431: ErrorBody, 500: ErrorBody };
 const authed = { ...common, 401: ErrorBody, 403: ErrorBody };
 
 /** Ganymede, the control plane. Gateways, users and operators call it. */
@@ -135,9 +139,10 @@ export const gatewayContract = c.router(
       method: 'POST',
       path: '/allocated',
       summary:
-        'Ganymede tells an idle gateway it was just allocated. The gateway trusts nothing in the notice: it asks /gateway/config and claims with /gateway/ready, then answers.',
+        "Ganymede tells an idle gateway it was just allocated (notice token: NoticeClaims). A notice without Ganymede's proof is refused (401) before Ganymede is asked anything; a proven one is still only a hint: the gateway asks /gateway/config and claims with /gateway/ready, then answers.",
+      headers: BearerHeaders,
       body: AllocatedNotice,
-      responses: { ...common, 200: Whoami, 409: ErrorBody, 503: ErrorBody },
+      responses: { ...common, 200: Whoami, 401: ErrorBody, 409: ErrorBody, 503: ErrorBody },
     },
   },
   { strictStatusCodes: true },

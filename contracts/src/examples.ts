@@ -12,13 +12,18 @@ const INSTANCE = '0f9e8d7c-6b5a-4c3d-9e1f-0a1b2c3d4e5f';
 const AT = '2026-11-24T09:00:00.000Z';
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJvcmdhbml6YXRpb24ifQ.c2lnbmF0dXJl';
 const auth = { authorization: `Bearer ${TOKEN}` };
+/** An Ed25519 public key (base64url) and a notice token's shape (EdDSA header, notice claims, a fake signature). */
+const NOTICE_KEY = '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo';
+const NOTICE_TOKEN = 'eyJhbGciOiJFZERTQSJ9.eyJ0eXAiOiJub3RpY2UifQ.c2lnbmF0dXJl';
 
 const err = (error: ErrorBody['error'], message: string): ErrorBody => ({ error, message });
 const badRequest = err('bad_request', 'body.organization_id: Invalid uuid');
 const tooLarge = err('payload_too_large', 'request body is larger than 65536 bytes');
 const badType = err('unsupported_media_type', 'content type text/plain is not supported; send application/json');
 const internal = err('internal', 'internal error');
-const common = { 400: badRequest, 413: tooLarge, 415: badType, 500: internal };
+const slow = err('request_timeout', 'the request was not received in time');
+const bigHeaders = err('headers_too_large', 'the request line and headers exceed 65536 bytes');
+const common = { 400: badRequest, 408: slow, 413: tooLarge, 415: badType, 431: bigHeaders, 500: internal };
 const authed = {
   ...common,
   401: err('unauthorized', 'missing or invalid bearer token'),
@@ -28,7 +33,7 @@ const authed = {
 const allocation = { allocation_id: ALLOCATION, organization_id: ORG, gateway_id: GATEWAY };
 const whoami = { ...allocation, epoch: 2, pid: 4242, started_at: AT };
 
-export const ids = { GATEWAY, ORG, ALLOCATION, INSTANCE, TOKEN };
+export const ids = { GATEWAY, ORG, ALLOCATION, INSTANCE, TOKEN, NOTICE_KEY };
 
 export const ganymedeExamples = {
   start: {
@@ -57,6 +62,7 @@ export const ganymedeExamples = {
         allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 3 },
         reclaimed: true,
         lease: { expires_at: AT, seconds: 10 },
+        notice_key: NOTICE_KEY,
       },
       404: err('allocation_not_found', 'no such allocation'),
       409: err('allocation_ended', 'the allocation has ended'),
@@ -152,10 +158,11 @@ export const gatewayExamples = {
     },
   },
   allocated: {
-    request: { body: { allocation_id: ALLOCATION } },
+    request: { headers: { authorization: `Bearer ${NOTICE_TOKEN}` }, body: { allocation_id: ALLOCATION } },
     responses: {
       ...common,
       200: whoami,
+      401: err('unauthorized', 'the notice is not from Ganymede: it is for another allocation'),
       409: err('allocation_ended', 'Ganymede holds no such allocation for this gateway'),
       503: err('not_ready', 'the gateway is starting or shutting down'),
     },

@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   'not_ready',
   'payload_too_large',
   'unsupported_media_type',
+  'request_timeout',
+  'headers_too_large',
   'internal',
 ] as const;
 export const ErrorCode = z.enum(ERROR_CODES);
@@ -104,12 +106,21 @@ export const Lease = z.object({
   seconds: z.number().int().positive(),
 });
 
+/** An Ed25519 public key, base64url (a JWK's `x`). */
+export const NoticeKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an Ed25519 public key, base64url');
+
 export const ReadyResponse = z.object({
   gateway_id: Uuid,
   /** What the gateway holds after this call: the allocation it claimed, or one it was given meanwhile. */
   allocation: ServedAllocation.nullable(),
   reclaimed: z.boolean(),
   lease: Lease,
+  /**
+   * The public key that verifies Ganymede's notices (`POST /allocated`, see NoticeClaims). Public: it lets nobody
+   * sign one. Ganymede always sends it. Optional only so that a gateway still boots against a Ganymede older than
+   * the field; such a gateway has no key and refuses every notice (503, as before it is up).
+   */
+  notice_key: NoticeKey.optional(),
 });
 
 export const LeaseBody = z
@@ -224,3 +235,21 @@ export const Health = z.object({
 });
 
 export const AllocatedNotice = z.object({ allocation_id: Uuid }).strict();
+
+/**
+ * The notice token: `Authorization: Bearer <JWT>` on Ganymede's `POST /allocated`, signed EdDSA (Ed25519) with a
+ * key Ganymede derives from its signing key, verified by the gateway with /gateway/ready's `notice_key`. It binds
+ * the notice to one gateway (`aud`) and one allocation (`sub`) and lives only as long as Ganymede waits for the
+ * answer (plus a small margin). Other claims are tolerated.
+ */
+export const NOTICE_ALGORITHM = 'EdDSA';
+export const NoticeClaims = z.object({
+  typ: z.literal('notice'),
+  iss: z.literal('ganymede'),
+  aud: Uuid,
+  sub: Uuid,
+  iat: z.number().int(),
+  exp: z.number().int(),
+  nbf: z.number().int().optional(),
+});
+export type NoticeClaims = z.infer<typeof NoticeClaims>;

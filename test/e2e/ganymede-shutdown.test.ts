@@ -4,7 +4,8 @@ import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { registerGateway, startOrganization } from '../../harness/system.js';
-import { ganymede, history } from './support.js';
+import { rawHttp } from '@ganymede/testkit';
+import { gateway, ganymede, history } from './support.js';
 
 /** A gateway endpoint that takes Ganymede's notice only when `release()` is called. */
 async function slowNoticeTarget(port: number) {
@@ -51,5 +52,41 @@ describe('Ganymede on SIGTERM', () => {
     const g2 = await ganymede({ dataDir: g.dataDir, port: g.port });
     if (res.status !== 201) throw new Error('not allocated');
     expect(await history(g2, res.body.allocation_id)).toMatchObject({ state: 'active', epoch: 1, events: [{ kind: 'allocated' }] });
+  });
+});
+
+/** Attack suite, slow clients, against the real processes: one trickling client holds nothing open. */
+describe('a client trickling its request a byte every 200 ms', () => {
+  const TRICKLE = 'POST /gateway/start HTTP/1.1\r\nHost: t\r\nX-Slow: ';
+
+  it('is answered 408 on the contract and cut off while Ganymede runs', async () => {
+    const g = await ganymede({ env: { GANYMEDE_HEADERS_TIMEOUT_MS: '600' } });
+    const answer = await rawHttp(g.url, TRICKLE, { trickle: { everyMs: 200 }, timeoutMs: 20_000 });
+    expect(answer).toMatchObject({ status: 408, body: { error: 'request_timeout' } });
+  });
+
+  it('does not hold a SIGTERM shutdown open: Ganymede exits 0 at its shutdown deadline', async () => {
+    // Request timeouts far away: only the shutdown deadline can end this client.
+    const g = await ganymede({ env: { GANYMEDE_HEADERS_TIMEOUT_MS: '60000', GANYMEDE_REQUEST_TIMEOUT_MS: '60000', GANYMEDE_SHUTDOWN_TIMEOUT_MS: '500' } });
+    let onSent!: () => void;
+    const sent = new Promise<void>((resolve) => (onSent = resolve));
+    const trickler = rawHttp(g.url, TRICKLE, { trickle: { everyMs: 200 }, timeoutMs: 30_000, onSent });
+    await sent;
+    g.proc.signal('SIGTERM');
+    await g.proc.waitForLog((l) => l.msg === 'shutdown deadline: closed the connections still open', { timeoutMs: 20_000 });
+    expect(await g.proc.exited).toEqual({ code: 0, signal: null });
+    expect((await trickler).status).toBeNull();
+  });
+
+  it('does not hold a gateway\'s SIGTERM shutdown open either', async () => {
+    const g = await ganymede();
+    const p = await gateway(g, 'run', { GATEWAY_SHUTDOWN_TIMEOUT_MS: '1000' });
+    let onSent!: () => void;
+    const sent = new Promise<void>((resolve) => (onSent = resolve));
+    const trickler = rawHttp(p.gw.url, 'GET /whoami HTTP/1.1\r\nHost: t\r\nX-Slow: ', { trickle: { everyMs: 200 }, timeoutMs: 30_000, onSent });
+    await sent;
+    p.proc.signal('SIGTERM');
+    expect(await p.proc.exited).toEqual({ code: 0, signal: null });
+    await trickler;
   });
 });

@@ -4,21 +4,33 @@
  * - organization: bound to one allocation (`sub` = allocation id), for /gateway/stop and /gateway/restart;
  * - user: a user and the organizations it belongs to, for /gateway/start;
  * - admin: operators' tools (the CLI mints one per call from the signing key).
+ * A token that verifies is still refused (401) unless its claims fit `ClaimsSchema`. Notice tokens (`signNotice`,
+ * EdDSA) are not bearer tokens for Ganymede: they prove a notice to a gateway comes from Ganymede.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { NOTICE_ALGORITHM, type NoticeClaims, Uuid } from '@ganymede/contracts';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
 
 const ISSUER = 'ganymede';
 /** How many verified tokens `Tokens.verify` remembers (a few MB at most). */
 const VERIFIED_TOKENS_KEPT = 10_000;
 const ALGORITHM = 'HS256';
 
-export type Claims =
-  | { typ: 'gateway'; sub: string }
-  | { typ: 'organization'; sub: string; gateway_id: string; organization_id: string }
-  | { typ: 'user'; sub: string; organizations: string[] }
-  | { typ: 'admin'; sub: string };
+/**
+ * The claims of each kind of token, the one place their shape is written down. A token signed with our key (by
+ * this server, or by another service that shares the key) is still checked against it: whatever it names is used
+ * in SQL and in membership tests. Strict on what we use, tolerant of what other issuers add (iat, exp, iss, jti…:
+ * unknown claims are dropped, not refused).
+ */
+export const ClaimsSchema = z.discriminatedUnion('typ', [
+  z.object({ typ: z.literal('gateway'), sub: Uuid }),
+  z.object({ typ: z.literal('organization'), sub: Uuid, gateway_id: Uuid, organization_id: Uuid }),
+  z.object({ typ: z.literal('user'), sub: z.string().min(1), organizations: z.array(Uuid) }),
+  z.object({ typ: z.literal('admin'), sub: z.string().min(1) }),
+]);
+export type Claims = z.infer<typeof ClaimsSchema>;
 export type TokenType = Claims['typ'];
 
 /** How long each kind of token is good for. Gateways are long-lived; the rest are minted often. */
@@ -32,6 +44,20 @@ export const TOKEN_TTL: Record<TokenType, string> = {
 export class InvalidTokenError extends Error {
   readonly code = 'unauthorized';
 }
+
+/** A token with a valid signature whose claims are off `ClaimsSchema`: its message names what is wrong, never the token. */
+export class InvalidClaimsError extends InvalidTokenError {}
+
+const describeClaims = (error: z.ZodError) =>
+  error.issues
+    .map((i) => `${i.path.length ? i.path.join('.') : 'claims'}: ${i.message}`)
+    .join('; ')
+    .slice(0, 500);
+
+/** The notice key is derived from the signing key with this label: nothing more to store or configure. */
+const NOTICE_KEY_LABEL = 'ganymede notice signing key v1';
+/** PKCS#8 wrapping of a 32-byte Ed25519 seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 export class Tokens {
   /** The key imported once for HMAC: given raw bytes, jose would import them again on every sign and verify. */
@@ -56,32 +82,77 @@ export class Tokens {
   }
 
   /**
-   * Tokens that passed verification, with their claims, until they expire. A gateway presents the same token on
-   * every call: verifying it again would only compute the same HMAC again. Bounded; the oldest go first.
+   * Tokens that passed verification and whose claims parsed, with those claims, until they expire. A gateway
+   * presents the same token on every call: verifying it again would only compute the same HMAC again. Bounded;
+   * the oldest go first. A token whose claims did not parse is never kept: it is refused again each time.
    */
-  private readonly verified = new Map<string, JWTPayload & { exp: number }>();
+  private readonly verified = new Map<string, { claims: Claims; exp: number }>();
 
-  /** The claims of a valid token of the given kind; `null` for a valid token of another kind. */
+  /**
+   * The claims of a valid token of the given kind; `null` for a valid token of another kind. Throws
+   * `InvalidTokenError` for a token that does not verify, `InvalidClaimsError` for one whose claims are off the schema.
+   */
   async verify<T extends TokenType>(token: string, typ: T): Promise<Extract<Claims, { typ: T }> | null> {
-    let payload = this.verified.get(token);
-    if (payload && payload.exp * 1000 <= Date.now()) {
+    let entry = this.verified.get(token);
+    if (entry && entry.exp * 1000 <= Date.now()) {
       this.verified.delete(token);
-      payload = undefined;
+      entry = undefined;
     }
-    if (!payload) {
+    if (!entry) {
       const key = await this.hmacKey();
+      let payload;
       try {
-        ({ payload } = (await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER, requiredClaims: ['exp', 'sub'] })) as {
-          payload: JWTPayload & { exp: number };
-        });
+        ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER, requiredClaims: ['exp', 'sub'] }));
       } catch (cause) {
         if (cause instanceof errors.JOSEError) throw new InvalidTokenError(`invalid token: ${cause.code}`, { cause });
         throw cause;
       }
+      const parsed = ClaimsSchema.safeParse(payload);
+      if (!parsed.success) throw new InvalidClaimsError(`invalid token claims: ${describeClaims(parsed.error)}`);
+      entry = { claims: parsed.data, exp: payload.exp! };
       if (this.verified.size >= VERIFIED_TOKENS_KEPT) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token, payload);
+      this.verified.set(token, entry);
     }
-    return payload.typ === typ ? (payload as unknown as Extract<Claims, { typ: T }>) : null;
+    return entry.claims.typ === typ ? (entry.claims as Extract<Claims, { typ: T }>) : null;
+  }
+
+  /**
+   * Ganymede's notices (`POST /allocated`) prove where they come from with a token the gateway can check. Why a key
+   * pair: the gateway must not hold the signing key (it would let it mint any token) and a secret handed to each
+   * gateway would be one more secret on the wire and in its memory. So an Ed25519 key pair is derived from the
+   * signing key (HMAC-SHA256 with a fixed label: every replica derives the same, nothing is stored) and only its
+   * public half travels, in /gateway/ready's answer (`notice_key`). Each notice is bound to its gateway (`aud`) and
+   * allocation (`sub`) and expires soon, so a notice seen by one gateway cannot be replayed to another.
+   */
+  private noticeKeys: { privateKey: KeyObject; publicKey: string } | undefined;
+
+  private noticeKeyPair() {
+    if (!this.noticeKeys) {
+      const seed = createHmac('sha256', this.key).update(NOTICE_KEY_LABEL).digest();
+      const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+      const publicKey = createPublicKey(privateKey).export({ format: 'jwk' }).x!;
+      this.noticeKeys = { privateKey, publicKey };
+    }
+    return this.noticeKeys;
+  }
+
+  /** The public key that verifies notices (base64url), for /gateway/ready's answer. */
+  noticeKey(): string {
+    return this.noticeKeyPair().publicKey;
+  }
+
+  /** A notice token for telling `gatewayId` it holds `allocationId`, good for `ttlSeconds`. */
+  signNotice(gatewayId: string, allocationId: string, ttlSeconds: number): Promise<string> {
+    const claims: Pick<NoticeClaims, 'typ'> = { typ: 'notice' };
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: NOTICE_ALGORITHM })
+      .setIssuer(ISSUER)
+      .setAudience(gatewayId)
+      .setSubject(allocationId)
+      .setIssuedAt(now)
+      .setExpirationTime(now + Math.ceil(ttlSeconds))
+      .sign(this.noticeKeyPair().privateKey);
   }
 }
 
@@ -105,6 +176,21 @@ export async function loadSigningKey(configured: string | undefined, dataDir: st
     if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cause;
   }
   return decodeKey((await readFile(path, 'utf8')).trim());
+}
+
+/**
+ * The signing key as `loadSigningKey` finds it, for commands that must never create one: a missing key means
+ * the data directory is not the server's, and a fresh key would only sign tokens the server refuses.
+ */
+export async function readSigningKey(configured: string | undefined, dataDir: string): Promise<Uint8Array> {
+  if (configured) return decodeKey(configured);
+  const path = `${dataDir}/${KEY_FILE}`;
+  try {
+    return decodeKey((await readFile(path, 'utf8')).trim());
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
+    throw new Error(`no signing key at ${path}: give the server's --data-dir, or set GANYMEDE_SIGNING_KEY`, { cause });
+  }
 }
 
 function decodeKey(text: string): Uint8Array {

@@ -7,13 +7,15 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ganymedeContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
-import { loadSigningKey, Tokens } from './auth.js';
+import { DEFAULT_HTTP_TIMEOUTS } from '@ganymede/http-server';
+import { loadSigningKey, readSigningKey, Tokens } from './auth.js';
 import { createGanymede, DEFAULTS } from './ganymede.js';
 
 const USAGE = `usage:
   ganymede serve [--port 4000] [--host 127.0.0.1] [--data-dir DIR | --memory | --database-url postgres://…]
                  [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
-                 [--crash-loop-limit 5] [--crash-loop-window-seconds 300]
+                 [--crash-loop-limit 5] [--crash-loop-window-seconds 300] [--shutdown-timeout-ms 5000]
+                 [--headers-timeout-ms 10000] [--request-timeout-ms 30000]
   ganymede gateway add --url URL [--json]
   ganymede token user --organization UUID [--user ID] [--json]
   ganymede status [--json]
@@ -21,7 +23,8 @@ const USAGE = `usage:
 common: --data-dir DIR (default .ganymede; holds the database and signing key), --ganymede-url URL
 environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
   GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
-  GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS`;
+  GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
+  GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS`;
 
 class UsageError extends Error {}
 
@@ -44,6 +47,9 @@ const OPTIONS = {
     type: 'string',
     default: env.GANYMEDE_CRASH_LOOP_WINDOW_SECONDS ?? String(DEFAULTS.crashLoopWindowSeconds),
   },
+  'shutdown-timeout-ms': { type: 'string', default: env.GANYMEDE_SHUTDOWN_TIMEOUT_MS ?? String(DEFAULTS.shutdownTimeoutMs) },
+  'headers-timeout-ms': { type: 'string', default: env.GANYMEDE_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.headersMs) },
+  'request-timeout-ms': { type: 'string', default: env.GANYMEDE_REQUEST_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.requestMs) },
   'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
   'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
   url: { type: 'string' },
@@ -70,7 +76,8 @@ function positiveInt(name: string, text: string | undefined, min = 1): number {
   return n;
 }
 
-const tokens = async () => new Tokens(await loadSigningKey(env.GANYMEDE_SIGNING_KEY, values['data-dir']));
+/** The operators' commands only read the key: a command run from the wrong directory must not mint a new secret. */
+const tokens = async () => new Tokens(await readSigningKey(env.GANYMEDE_SIGNING_KEY, values['data-dir']));
 const serverUrl = () => values['ganymede-url'] ?? `http://${values.host}:${values.port}`;
 
 async function adminClient() {
@@ -80,6 +87,13 @@ async function adminClient() {
 
 function print(value: unknown, text: string) {
   process.stdout.write(values.json ? JSON.stringify(value) + '\n' : text + '\n');
+}
+
+function httpTimeouts() {
+  const headersMs = positiveInt('headers-timeout-ms', values['headers-timeout-ms']);
+  const requestMs = positiveInt('request-timeout-ms', values['request-timeout-ms']);
+  if (requestMs < headersMs) throw new UsageError('--request-timeout-ms must be at least --headers-timeout-ms');
+  return { headersMs, requestMs };
 }
 
 async function serve() {
@@ -98,6 +112,8 @@ async function serve() {
     leaseGraceSeconds: positiveInt('lease-grace-seconds', values['lease-grace-seconds'], 0),
     crashLoopLimit: positiveInt('crash-loop-limit', values['crash-loop-limit']),
     crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
+    shutdownTimeoutMs: positiveInt('shutdown-timeout-ms', values['shutdown-timeout-ms']),
+    httpTimeouts: httpTimeouts(),
     logLevel: values['log-level'],
   });
   let signals = 0;

@@ -1,9 +1,10 @@
 /**
  * A Ganymede server: database, migrations, routes, reaper. `start()` and `close()` are safe to call
- * twice or concurrently; `close()` stops taking requests, finishes those in flight, then closes the database.
+ * twice or concurrently; `close()` stops taking requests, lets those in flight finish for at most
+ * `shutdownTimeoutMs` (then destroys what is left), stops the reaper, then closes the database.
  */
 import { ganymedeContract } from '@ganymede/contracts';
-import { createServer, LOG_REDACT } from '@ganymede/http-server';
+import { closeWithin, createServer, type HttpTimeouts, LOG_REDACT } from '@ganymede/http-server';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadSigningKey, Tokens } from './auth.js';
@@ -31,6 +32,10 @@ export interface GanymedeOptions extends StorageOptions {
   crashLoopLimit?: number;
   crashLoopWindowSeconds?: number;
   notifyTimeoutMs?: number;
+  /** How long `close()` lets requests in flight finish before it destroys their connections. */
+  shutdownTimeoutMs?: number;
+  /** How long a client may take to send a request (see `HttpTimeouts`). */
+  httpTimeouts?: Partial<HttpTimeouts>;
   logger?: FastifyBaseLogger | false;
   logLevel?: string;
 }
@@ -40,6 +45,7 @@ export const DEFAULTS = {
   restartGraceSeconds: 60,
   reaperIntervalMs: 1000,
   notifyTimeoutMs: 5000,
+  shutdownTimeoutMs: 5000,
   leaseSeconds: DEFAULT_LIVENESS.leaseSeconds,
   leaseGraceSeconds: 10,
   crashLoopLimit: DEFAULT_LIVENESS.crashLoopLimit,
@@ -90,7 +96,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       notifyTimeoutMs: settings.notifyTimeoutMs,
       liveness,
     }),
-    { logger: log },
+    { logger: log, timeouts: options.httpTimeouts },
   );
   const reaper = new Reaper(db, log, {
     intervalMs: settings.reaperIntervalMs,
@@ -112,7 +118,9 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     },
     close() {
       closing ??= (async () => {
-        await app.close();
+        if (await closeWithin(app, settings.shutdownTimeoutMs)) {
+          log.warn({ shutdown_timeout_ms: settings.shutdownTimeoutMs }, 'shutdown deadline: closed the connections still open');
+        }
         await reaper.stop();
         if (ownsDb) await db.close();
       })();

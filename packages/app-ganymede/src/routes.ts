@@ -2,7 +2,7 @@ import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contract
 import { type AppRoute, TsRestResponseError } from '@ts-rest/core';
 import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
-import { bearer, type Claims, InvalidTokenError, type TokenType, type Tokens } from './auth.js';
+import { bearer, type Claims, InvalidClaimsError, InvalidTokenError, type TokenType, type Tokens } from './auth.js';
 import type { Database } from './db/database.js';
 import { failpoint } from '@ganymede/failpoints';
 import { notifyAllocated } from './notify.js';
@@ -27,6 +27,9 @@ const served = (a: Allocation | null) =>
     ? { allocation_id: a.allocation_id, organization_id: a.organization_id, state: a.state, epoch: a.epoch }
     : null;
 
+/** Added to a notice token's life: clocks of Ganymede and its gateways may disagree by this much. */
+const NOTICE_CLOCK_MARGIN_SECONDS = 2;
+
 /** Gateways tried per /gateway/start before answering 503 (each unreachable one is taken out of the pool). */
 const START_ATTEMPTS = 8;
 
@@ -40,6 +43,8 @@ export function logTransition(log: FastifyBaseLogger, transition: string, a: All
 
 export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof contract> {
   const { db, tokens, log } = deps;
+  /** A notice is good while /gateway/start waits for its answer, plus a margin for the gateway's clock. */
+  const noticeTtlSeconds = deps.notifyTimeoutMs / 1000 + NOTICE_CLOCK_MARGIN_SECONDS;
 
   /** The claims of the request's bearer token, or a thrown 401 (invalid) / 403 (valid, wrong kind). */
   async function authorize<T extends TokenType>(route: AppRoute, authorization: string, typ: T) {
@@ -48,6 +53,8 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       claims = await tokens.verify(bearer(authorization), typ);
     } catch (error) {
       if (!(error instanceof InvalidTokenError)) throw error;
+      // Signed with our key, yet off the schema: a peer sharing the key is minting bad tokens. Worth a warning.
+      if (error instanceof InvalidClaimsError) log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
       throw new TsRestResponseError(route as never, { status: 401, body: fail('unauthorized', error.message) } as never);
     }
     if (!claims) throw new TsRestResponseError(route as never, { status: 403, body: fail('forbidden', `this route needs a ${typ} token`) } as never);
@@ -95,7 +102,8 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         let allocation = result.allocation;
         if (result.kind === 'created') {
           logTransition(log, 'allocated', allocation);
-          if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, deps.notifyTimeoutMs))) {
+          const notice = await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds);
+          if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, notice, deps.notifyTimeoutMs))) {
             if (await allocations.rollBack(db, allocation.allocation_id)) {
               logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
               continue;
@@ -164,7 +172,13 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       );
       return {
         status: 200,
-        body: { gateway_id: gatewayId, allocation: served(a), reclaimed: result.reclaimed, lease: result.lease },
+        body: {
+          gateway_id: gatewayId,
+          allocation: served(a),
+          reclaimed: result.reclaimed,
+          lease: result.lease,
+          notice_key: tokens.noticeKey(),
+        },
       };
     },
 

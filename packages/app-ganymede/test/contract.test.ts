@@ -6,6 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, ganymedeContract, ganymedeExamples } from '@ganymede/contracts';
+import { MAX_HEADER_BYTES } from '@ganymede/http-server';
+import { rawHttp } from '@ganymede/testkit';
 import { describe, expect, it } from 'vitest';
 import { bearer, rawRequest, shapeDifferences, useGanymede } from './support.js';
 
@@ -14,7 +16,8 @@ type Headers = Record<string, string>;
 
 /** Small, so the crash-loop case needs few reclaims. */
 const CRASH_LOOP_LIMIT = 3;
-const g = useGanymede({ crashLoopLimit: CRASH_LOOP_LIMIT });
+/** A short headers timeout, so the 408 cases are quick. */
+const g = useGanymede({ crashLoopLimit: CRASH_LOOP_LIMIT, httpTimeouts: { headersMs: 1000, requestMs: 2000 } });
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -74,8 +77,20 @@ interface Case {
   /** The error code for error statuses. */
   code?: ErrorCode;
   how: string;
-  run: () => Promise<{ status: number; body: unknown }>;
+  run: () => Promise<{ status: number | null; body: unknown }>;
 }
+
+/** Every route's transport-level statuses: Node's parser answers them before any route is chosen. */
+const transportCases = (route: Route): Case[] => {
+  const { method, path } = ganymedeContract[route];
+  const line = `${method} ${path.replace(':allocation_id', randomUUID())} HTTP/1.1\r\nHost: t\r\n`;
+  return [
+    { route, status: 408, code: 'request_timeout', how: 'its headers trickle in past the headers timeout',
+      run: () => rawHttp(g.url, `${line}X-Slow: `, { trickle: { everyMs: 100 }, timeoutMs: 20_000 }) },
+    { route, status: 431, code: 'headers_too_large', how: 'its headers are over the limit',
+      run: () => rawHttp(g.url, `${line}X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, { timeoutMs: 20_000 }) },
+  ];
+};
 
 const cases: Case[] = [
   // start
@@ -342,6 +357,8 @@ const cases: Case[] = [
     run: async () => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } }) },
   { route: 'allocation', status: 500, code: 'internal', how: 'the database fails',
     run: async () => withBrokenDatabase(() => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } })) },
+
+  ...(Object.keys(ganymedeContract) as Route[]).flatMap(transportCases),
 ];
 
 /**

@@ -17,6 +17,9 @@ export interface HostileContext {
     gatewayA: Record<string, string>;
     /** A's allocation's organization token. */
     orgA: Record<string, string>;
+    /** Ganymede's genuine notice to the gateway under test for `allocationA`, and for UNKNOWN. */
+    noticeA: Record<string, string>;
+    noticeUnknown: Record<string, string>;
   };
   ids: { allocationA: string; instanceA: string; freeOrganization: string };
 }
@@ -41,7 +44,7 @@ const LONG = 'x'.repeat(60_000); // long, but under the body limit
 const OVERSIZE = 'x'.repeat(70 * 1024); // past the 64 KiB body limit
 const INVALID_UTF8 = Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xff, 0xfe]);
 const TWO_POW_53 = '9007199254740992';
-const UNKNOWN = '0f0e0d0c-0b0a-4908-8706-050403020100'; // a well-formed uuid nothing has
+export const UNKNOWN = '0f0e0d0c-0b0a-4908-8706-050403020100'; // a well-formed uuid nothing has
 
 /** `prefix`, invalid UTF-8 bytes, `suffix`. */
 const withInvalidUtf8 = (prefix: string, suffix: string) => Buffer.concat([Buffer.from(prefix), INVALID_UTF8, Buffer.from(suffix)]);
@@ -176,7 +179,7 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
   allocation('NaN', 400, 'bad_request', 'path NaN');
   allocation(UNKNOWN, 404, 'allocation_not_found', 'path an allocation that does not exist');
 
-  // The gateway's API (no tokens: Ganymede and users call it)
+  // The gateway's API (no tokens, but Ganymede's notice carries its proof)
   add('gateway', 'healthz', 'POST', '/healthz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
   add('gateway', 'whoami', 'POST', '/whoami', {}, [['POST instead of GET', json({ allocation_id: ids.allocationA }), 404, 'not_found']]);
   add('gateway', 'whoami', 'GET', '/whoami%ZZ', {}, [['a bad percent-encoding after the path', undefined, 400, 'bad_request']]);
@@ -188,7 +191,7 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
   serve('b'.repeat(200), 400, 'bad_request', 'organization a 200-character id');
   serve('NaN', 400, 'bad_request', 'organization NaN');
   serve(UNKNOWN, 404, 'not_found', 'an organization this gateway does not serve');
-  add('gateway', 'allocated', 'POST', '/allocated', {}, [
+  add('gateway', 'allocated', 'POST', '/allocated', auth.noticeA, [
     ['allocation_id SQL-looking', json({ allocation_id: SQL }), 400, 'bad_request'],
     ['a __proto__ key', `{"__proto__":{"x":1},"allocation_id":"${ids.allocationA}"}`, 400, 'bad_request'],
     ['a constructor.prototype key', `{"constructor":{"prototype":{"x":1}},"allocation_id":"${ids.allocationA}"}`, 400, 'bad_request'],
@@ -200,9 +203,16 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['missing allocation_id, an unknown field', json({ organization_id: ids.freeOrganization }), 400, 'bad_request'],
     ['10 000 nested arrays', `{"allocation_id":${nested(10_000)}}`, 400, 'bad_request'],
     ['allocation_id a 60 000-character string', json({ allocation_id: LONG }), 400, 'bad_request'],
-    // Well-formed, but Ganymede holds no such allocation for this gateway: it asks, and refuses.
-    ['an allocation that does not exist', json({ allocation_id: UNKNOWN }), 409, 'allocation_ended'],
+    // Well-formed and proven, but Ganymede holds no such allocation for this gateway: it asks, and refuses.
+    ['an allocation that does not exist', json({ allocation_id: UNKNOWN }), 409, 'allocation_ended', auth.noticeUnknown],
     ["another gateway's allocation", json({ allocation_id: ids.allocationA }), 409, 'allocation_ended'],
+    // Well-formed, without Ganymede's proof: refused before Ganymede is asked.
+    ['a notice token for another allocation', json({ allocation_id: UNKNOWN }), 401, 'unauthorized'],
+    ["a gateway's own token instead of a notice token", json({ allocation_id: ids.allocationA }), 401, 'unauthorized', auth.gatewayA],
+    ['a notice token with its signature cut off', json({ allocation_id: ids.allocationA }), 401, 'unauthorized', {
+      authorization: (auth.noticeA.authorization ?? '').replace(/\.[^.]*$/, '.'),
+    }],
   ]);
+  add('gateway', 'allocated', 'POST', '/allocated', {}, [['no notice token', json({ allocation_id: ids.allocationA }), 401, 'unauthorized']]);
   return cases;
 }

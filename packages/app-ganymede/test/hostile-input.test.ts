@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { ganymedeContract, gatewayContract } from '@ganymede/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HostileContext, hostileCorpus } from './hostile-corpus.js';
+import { type HostileContext, hostileCorpus, UNKNOWN } from './hostile-corpus.js';
 import { inProcessGateway } from './in-process-gateway.js';
 import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
 
@@ -39,6 +39,8 @@ beforeAll(async () => {
       user: await g.userToken(randomUUID()),
       gatewayA: a.auth,
       orgA: orgAuth,
+      noticeA: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, allocation.allocation_id, 3600)),
+      noticeUnknown: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, UNKNOWN, 3600)),
     },
     ids: { allocationA: allocation.allocation_id, instanceA: instanceId, freeOrganization: randomUUID() },
   };
@@ -60,7 +62,7 @@ async function everything() {
  * names and statuses) is taken from the corpus over a stand-in world, the requests from the real one.
  */
 const STAND_IN: HostileContext = {
-  auth: { admin: bearer('a'), user: bearer('u'), gatewayA: bearer('g'), orgA: bearer('o') },
+  auth: { admin: bearer('a'), user: bearer('u'), gatewayA: bearer('g'), orgA: bearer('o'), noticeA: bearer('n'), noticeUnknown: bearer('n') },
   ids: { allocationA: randomUUID(), instanceA: randomUUID(), freeOrganization: randomUUID() },
 };
 const NAMES = hostileCorpus(STAND_IN).map((c, i) => [`${c.api} ${c.route}: ${c.name} (${c.status})`, i] as const);

@@ -345,3 +345,17 @@ describe('the allocation after /start, through the HTTP API', () => {
     expect(await start(a.organizationId)).toMatchObject({ status: 201, body: { gateway_id: fresh.gatewayId, epoch: 1 } });
   });
 });
+
+describe('a user of many organizations', () => {
+  it('1,000 organizations: its token fits the header limit, and /gateway/start serves the last of them', async () => {
+    const t = await target();
+    await g.addReadyGateway(t.url);
+    const organizations = Array.from({ length: 1_000 }, () => randomUUID());
+    const headers = await g.userToken(...organizations);
+    expect(headers.authorization.length).toBeGreaterThan(16 * 1024); // past Node's default limit
+    const last = organizations.at(-1)!;
+    const res = await g.client.start({ headers, body: { organization_id: last } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ organization_id: last });
+  });
+});

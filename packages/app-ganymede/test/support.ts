@@ -131,6 +131,8 @@ export function useGanymede(options: TestGanymedeOptions = {}): TestGanymede {
  */
 export async function noticeTarget() {
   const received: string[] = [];
+  /** The Authorization header of each notice, in the order received. */
+  const authorizations: (string | undefined)[] = [];
   const whoami = (allocationId: string | null): Whoami => ({
     gateway_id: randomUUID(),
     organization_id: allocationId ? randomUUID() : null,
@@ -145,15 +147,16 @@ export async function noticeTarget() {
       healthz: async () => ({ status: 200, body: { status: 'ok', serving: false } }),
       whoami: async () => ({ status: 200, body: whoami(null) }),
       serve: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),
-      allocated: async ({ body }) => {
+      allocated: async ({ body, headers }) => {
         received.push(body.allocation_id);
+        authorizations.push(headers.authorization);
         return { status: 200, body: whoami(body.allocation_id) };
       },
     },
     { logger: false },
   );
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url, received, close: () => app.close() };
+  return { url, received, authorizations, close: () => app.close() };
 }
 
 /** A URL on which nothing listens. */

@@ -86,6 +86,9 @@ export class InvalidAnswerError extends ResponseValidationError {
   readonly body: unknown;
   constructor(route: AppRoute, cause: ResponseValidationError, answer: { status: number; body: unknown }) {
     super(route, cause.cause);
+    // Kept, but out of logged errors: a route's zod schemas serialize to kilobytes of internals (and once a schema
+    // has parsed, its cached shape, error messages included).
+    Object.defineProperty(this, 'appRoute', { enumerable: false });
     this.name = 'InvalidAnswerError';
     this.status = answer.status;
     this.body = answer.body;

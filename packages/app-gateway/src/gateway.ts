@@ -4,15 +4,17 @@
  * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures:
  *           /gateway/config 200 → /gateway/ready {allocation_id} → serving at the epoch /ready answers;
  *           /gateway/config 404 (or the allocation is gone) → /gateway/ready {allocation_id: null} → idle.
- * allocated(): Ganymede's notice on an idle gateway; verified with /gateway/config, claimed with /gateway/ready.
+ * allocated(): Ganymede's notice on an idle gateway; its token checked against the notice key /gateway/ready gave
+ *           (refused 401 otherwise, without a call to Ganymede), then verified with /gateway/config and claimed
+ *           with /gateway/ready.
  * shutdown(): stop taking traffic; if serving, /gateway/restart (restart reasons) or /gateway/stop (stop reasons);
  *           resolves with the exit code (75 restart, 0 stop) within the shutdown budget whatever Ganymede does.
  *
  * Boot, claims and the shutdown's wait run one at a time (`serial`), so two notices never both claim.
  */
-import { randomUUID } from 'node:crypto';
+import { type KeyObject, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { ConfigResponse, ServedAllocation, Whoami } from '@ganymede/contracts';
+import type { ConfigResponse, ReadyResponse, ServedAllocation, Whoami } from '@ganymede/contracts';
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { z } from 'zod';
@@ -20,6 +22,7 @@ import type { GatewayConfig } from './config.js';
 import { EXIT_CODES, GanymedeAnswerError, GatewayError } from './errors.js';
 import { createGanymedeClient, type GanymedeClient, InvalidAnswerError } from './ganymede-client.js';
 import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase } from './http-api.js';
+import { checkNotice, importNoticeKey } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import type { ShutdownRequest } from './shutdown-reason.js';
 
@@ -47,6 +50,7 @@ export interface GatewayOptions {
 const MAX_SETTLE_ROUNDS = 5;
 
 type ConfigBody = z.infer<typeof ConfigResponse>;
+type ReadyBody = z.infer<typeof ReadyResponse>;
 
 /** Runs tasks one at a time, in arrival order. */
 class Serial {
@@ -96,6 +100,8 @@ export class Gateway implements GatewayView {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
   private leaseSeconds = 10;
+  /** Verifies Ganymede's notices: the public key from /gateway/ready's last answer. None yet: notices are refused. */
+  private noticeKey: KeyObject | undefined;
   private readonly onSuperseded: (reason: string) => void;
 
   constructor(options: GatewayOptions) {
@@ -266,7 +272,7 @@ export class Gateway implements GatewayView {
         failpoint('gateway:after:ready');
         if (claimed.status === 200) {
           const { allocation, reclaimed } = claimed.body;
-          this.leaseSeconds = claimed.body.lease.seconds;
+          this.readyAnswered(claimed.body);
           if (allocation?.allocation_id === allocation_id) {
             this.hold(configured.body, allocation);
             this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${allocation.epoch}`);
@@ -292,7 +298,7 @@ export class Gateway implements GatewayView {
 
       const idle = await ready(null);
       if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
-      this.leaseSeconds = idle.body.lease.seconds;
+      this.readyAnswered(idle.body);
       if (idle.body.allocation === null) return;
       this.log.info(
         { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
@@ -300,6 +306,18 @@ export class Gateway implements GatewayView {
       );
     }
     throw new GatewayError('BOOT_FAILED', `the allocation kept changing over ${MAX_SETTLE_ROUNDS} rounds with Ganymede`);
+  }
+
+  /** What every 200 from /gateway/ready tells this process: its lease length and the key that verifies notices. */
+  private readyAnswered(body: ReadyBody): void {
+    this.leaseSeconds = body.lease.seconds;
+    if (body.notice_key === undefined) {
+      if (!this.noticeKey) this.log.warn({ event: 'no_notice_key' }, 'Ganymede gave no notice key (an older Ganymede?): notices are refused');
+      return;
+    }
+    const key = importNoticeKey(body.notice_key);
+    if (key) this.noticeKey = key;
+    else this.log.error({ event: 'bad_notice_key' }, 'Ganymede gave a notice key that is not an Ed25519 public key');
   }
 
   private hold(config: ConfigBody, served: ServedAllocation): void {
@@ -312,9 +330,19 @@ export class Gateway implements GatewayView {
     };
   }
 
-  /** Ganymede says this gateway was allocated. Trust nothing: ask /gateway/config, claim with /gateway/ready. */
-  allocated(allocationId: string): Promise<AllocatedAnswer> {
-    if (this.current !== 'up') return Promise.resolve({ status: 503, body: NOT_READY });
+  /**
+   * Ganymede says this gateway was allocated. Before anything else, the notice must prove it comes from Ganymede
+   * (its token, checked with the notice key): an unproven one is refused here, without a call to Ganymede, so
+   * a flood of them costs Ganymede nothing. A proven one is still only a hint: ask /gateway/config, claim with
+   * /gateway/ready.
+   */
+  allocated(allocationId: string, authorization: string | undefined): Promise<AllocatedAnswer> {
+    if (this.current !== 'up' || !this.noticeKey) return Promise.resolve({ status: 503, body: NOT_READY });
+    const proof = checkNotice(authorization, this.noticeKey, { gatewayId: this.config.gatewayId, allocationId });
+    if (!proof.ok) {
+      this.log.warn({ event: 'notice_refused', allocation_id: allocationId, reason: proof.reason }, `notice refused: ${proof.reason}`);
+      return Promise.resolve({ status: 401, body: { error: 'unauthorized', message: proof.reason } });
+    }
     return this.serial.run(() => this.claim(allocationId));
   }
 
@@ -338,6 +366,7 @@ export class Gateway implements GatewayView {
       const ready = await this.client.ready(token, { allocation_id: allocationId, instance_id: this.instanceId });
       if (ready.status === 404 || ready.status === 409) return ended(`Ganymede refused the claim: ${ready.body.error}`);
       if (ready.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', ready);
+      this.readyAnswered(ready.body);
       if (ready.body.allocation?.allocation_id !== allocationId) return ended('Ganymede answered another allocation');
       this.hold(config.body, ready.body.allocation);
       this.log.info({ event: 'claimed', ...this.context() }, 'claimed the allocation: serving');

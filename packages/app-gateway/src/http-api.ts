@@ -12,6 +12,7 @@ export type Phase = 'created' | 'booting' | 'up' | 'stood_down' | 'shutting_down
 
 export type AllocatedAnswer =
   | { status: 200; body: Whoami }
+  | { status: 401; body: ErrorBody & { error: 'unauthorized' } }
   | { status: 409; body: ErrorBody & { error: 'allocation_ended' } }
   | { status: 503; body: ErrorBody & { error: 'not_ready' } };
 
@@ -20,8 +21,11 @@ export interface GatewayView {
   phase(): Phase;
   /** Which allocation this process serves; nulls when idle. */
   whoami(): Whoami;
-  /** Ganymede's notice that this (idle) gateway was allocated: verified with Ganymede before answering. */
-  allocated(allocationId: string): Promise<AllocatedAnswer>;
+  /**
+   * Ganymede's notice that this (idle) gateway was allocated, with its `Authorization` header: refused (401)
+   * unless it proves it comes from Ganymede, then verified with Ganymede before answering.
+   */
+  allocated(allocationId: string, authorization: string | undefined): Promise<AllocatedAnswer>;
 }
 
 export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting, standing down or shutting down' } as const;
@@ -41,7 +45,7 @@ export function gatewayRouter(view: GatewayView) {
       }
       return { status: 200, body: who };
     },
-    allocated: async ({ body }) => view.allocated(body.allocation_id),
+    allocated: async ({ body, headers }) => view.allocated(body.allocation_id, headers.authorization),
   });
 }
 

@@ -6,6 +6,8 @@ export { ConfigError, ERROR_CODES, EXIT_CODES, GanymedeAnswerError, GanymedeTime
 export { Gateway } from './gateway.js';
 export type { GatewayOptions, HeldAllocation } from './gateway.js';
 export { createGatewayServer, gatewayRouter } from './http-api.js';
+export { checkNotice, importNoticeKey } from './notice.js';
+export type { NoticeCheck } from './notice.js';
 export type { AllocatedAnswer, GatewayView, Phase } from './http-api.js';
 export { CLI_PATH, gatewayCommand, spawnGateway } from './gateway-process.js';
 export type { GatewayProcess, LogRecord, ProcessExit, SpawnGatewayOptions } from './gateway-process.js';

@@ -2,6 +2,7 @@
  * A fake Ganymede for tests: a real Fastify server on port 0 serving every route of `ganymedeContract`,
  * recording each call and answering with whatever the test configured (any status, any body, or never).
  */
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { ganymedeContract, ids } from '@ganymede/contracts';
 import Fastify, { type FastifyInstance } from 'fastify';
 
@@ -102,6 +103,24 @@ export const ORG_TOKEN = 'organization-token';
 export const ORG = ids.ORG;
 export const ALLOCATION = ids.ALLOCATION;
 
+/** The fake's notice key pair: the public half goes out in /gateway/ready's answers, the private half signs notices. */
+export const NOTICE_KEYS = generateKeyPairSync('ed25519');
+export const NOTICE_KEY = NOTICE_KEYS.publicKey.export({ format: 'jwk' }).x!;
+
+/**
+ * A notice token as Ganymede signs one (EdDSA, for GATEWAY_ID and ALLOCATION, good for 7 s), with `claims` changed
+ * (a claim set to undefined is left out), another `header`, or signed with another `key` (a forgery).
+ */
+export function noticeToken(claims: Record<string, unknown> = {}, options: { key?: KeyObject; header?: Record<string, unknown> } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${part(options.header ?? { alg: 'EdDSA' })}.${part({ typ: 'notice', iss: 'ganymede', aud: GATEWAY_ID, sub: ALLOCATION, iat: now, exp: now + 7, ...claims })}`;
+  return `${input}.${sign(null, Buffer.from(input), options.key ?? NOTICE_KEYS.privateKey).toString('base64url')}`;
+}
+
+/** The Authorization header of a genuine notice for `allocationId`. */
+export const noticeAuth = (allocationId: string = ALLOCATION) => `Bearer ${noticeToken({ sub: allocationId })}`;
+
 /**
  * Answers that behave like Ganymede for one gateway holding (or not) one allocation: /ready with the
  * allocation from a new instance bumps the epoch, a repeated /ready from the same instance does not;
@@ -135,7 +154,7 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
     ready: (call) => {
       const instance = String(call.body.instance_id);
       if (call.body.allocation_id === null) {
-        return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: null, reclaimed: false, lease } };
+        return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: null, reclaimed: false, lease, notice_key: NOTICE_KEY } };
       }
       if (!state.allocated || call.body.allocation_id !== ALLOCATION) {
         return { status: 409, body: { error: 'allocation_ended', message: 'the allocation has ended' } };
@@ -144,7 +163,7 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
         state.instances.add(instance);
         state.epoch += 1;
       }
-      return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: served(), reclaimed: true, lease } };
+      return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: served(), reclaimed: true, lease, notice_key: NOTICE_KEY } };
     },
     lease: (call) => ({
       status: 200,

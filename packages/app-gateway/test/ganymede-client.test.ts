@@ -59,6 +59,21 @@ describe('every declared status of every route comes back as { status, body }', 
   });
 });
 
+describe("/gateway/ready's notice_key", () => {
+  it('comes back with a 200; a 200 without it (an older Ganymede) is still an answer; a malformed one throws', async () => {
+    const example = ganymedeExamples.ready.responses[200];
+    fake.answers.ready = () => ({ status: 200, body: example });
+    expect(await invoke.ready(client)).toMatchObject({ status: 200, body: { notice_key: example.notice_key } });
+    const { notice_key: _, ...older } = example;
+    fake.answers.ready = () => ({ status: 200, body: older });
+    const answer = await invoke.ready(client);
+    expect(answer).toMatchObject({ status: 200, body: { gateway_id: example.gateway_id } });
+    expect(answer.body).not.toHaveProperty('notice_key');
+    fake.answers.ready = () => ({ status: 200, body: { ...example, notice_key: 'not a key' } });
+    await expect(invoke.ready(client)).rejects.toBeInstanceOf(ResponseValidationError);
+  });
+});
+
 describe('failures throw', () => {
   it('an undeclared status throws UnknownStatusError', async () => {
     fake.answers.config = () => ({ status: 503, body: { error: 'internal', message: 'overloaded' } });

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Gateway } from '../src/gateway.js';
-import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, noticeAuth, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
 
 const silent = pino({ level: 'silent' });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -97,7 +97,7 @@ describe('Gateway lifecycle', () => {
     });
     await gateway.start();
     scenario.state.allocated = true;
-    const claim = gateway.allocated(ALLOCATION);
+    const claim = gateway.allocated(ALLOCATION, noticeAuth());
     await fake.waitForCall('ready', 2);
     const stopping = gateway.shutdown({ kind: 'restart', reason: 'reload' });
     release();

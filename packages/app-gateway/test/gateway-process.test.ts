@@ -15,6 +15,7 @@ import {
   type FakeGanymede,
   GATEWAY_ID,
   GATEWAY_TOKEN,
+  noticeAuth,
   ORG,
   ORG_TOKEN,
   type Responder,
@@ -199,7 +200,7 @@ describe('gateway run', () => {
     const port = await gateway.port();
     const res = await request(`http://127.0.0.1:${port}/allocated`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: noticeAuth() },
       body: JSON.stringify({ allocation_id: ALLOCATION }),
     });
     expect(res.statusCode).toBe(200);

@@ -4,6 +4,7 @@
  * A real in-process Gateway talks to a fake Ganymede; a stub view covers the states a real process only
  * passes through (shutting down) and handler bugs (500).
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { gatewayContract, gatewayExamples, type Whoami } from '@ganymede/contracts';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
@@ -13,16 +14,26 @@ import type { ZodTypeAny } from 'zod';
 import { loadConfig } from '../src/config.js';
 import { Gateway } from '../src/gateway.js';
 import { createGatewayServer, type GatewayView, type Phase } from '../src/http-api.js';
-import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, ORG, startFakeGanymede } from './fake-ganymede.js';
+import {
+  ALLOCATION,
+  allocationAnswers,
+  type FakeGanymede,
+  GATEWAY_ID,
+  GATEWAY_TOKEN,
+  noticeAuth,
+  noticeToken,
+  ORG,
+  startFakeGanymede,
+} from './fake-ganymede.js';
 
 type Route = keyof typeof gatewayContract;
 const silent = pino({ level: 'silent' });
 const OTHER = '11111111-2222-4333-8444-555555555555';
 
-async function call(base: string, method: 'GET' | 'POST', path: string, body?: string, contentType = 'application/json') {
+async function call(base: string, method: 'GET' | 'POST', path: string, body?: string, contentType = 'application/json', authorization?: string) {
   const res = await request(`${base}${path}`, {
     method,
-    ...(body === undefined ? {} : { body, headers: { 'content-type': contentType } }),
+    ...(body === undefined ? {} : { body, headers: { 'content-type': contentType, ...(authorization ? { authorization } : {}) } }),
   });
   const text = await res.body.text();
   return { status: res.statusCode, body: JSON.parse(text) as Record<string, unknown> };
@@ -40,7 +51,13 @@ function expectContract(route: Route, answer: { status: number; body: unknown },
   if ('error' in example) expect((answer.body as { error: string }).error).toBe(example.error);
 }
 
-const allocated = (base: string, body: unknown) => call(base, 'POST', '/allocated', JSON.stringify(body));
+/** A notice: by default with Ganymede's proof (a genuine notice token) for the allocation it names; `null` for none. */
+const allocated = (base: string, body: unknown, authorization: string | null = genuineFor(body)) =>
+  call(base, 'POST', '/allocated', JSON.stringify(body), 'application/json', authorization ?? undefined);
+function genuineFor(body: unknown) {
+  const id = (body as { allocation_id?: unknown } | null)?.allocation_id;
+  return noticeAuth(typeof id === 'string' ? id : ALLOCATION);
+}
 
 function gatewayConfig(ganymedeUrl: string, extra: Record<string, string> = {}) {
   return loadConfig({ GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: ganymedeUrl, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: '/tmp/gw-api-test', ...extra });
@@ -91,6 +108,16 @@ describe('a real gateway, idle then allocated', () => {
     expectContract('allocated', await call(base, 'POST', '/allocated', `allocation_id=${ALLOCATION}`, 'application/x-www-form-urlencoded'), 415);
     expectContract('allocated', await call(base, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION, pad: 'x'.repeat(70_000) })), 413);
     expect(fake.protocolCalls().length).toBe(2); // none of these reached Ganymede
+  });
+
+  it("POST /allocated 401 without Ganymede's proof (none, forged, for another allocation), and Ganymede is not asked", async () => {
+    const before = fake.protocolCalls().length;
+    const forged = noticeToken({}, { key: generateKeyPairSync('ed25519').privateKey });
+    for (const authorization of [null, 'Bearer x', `Bearer ${forged}`, noticeAuth(OTHER)]) {
+      const answer = await allocated(base, { allocation_id: ALLOCATION }, authorization);
+      expectContract('allocated', answer, 401);
+    }
+    expect(fake.protocolCalls().length).toBe(before);
   });
 
   it('POST /allocated 409 when Ganymede holds no allocation for this gateway', async () => {
@@ -225,7 +252,7 @@ describe('stub views: shutting down, and handler bugs', () => {
       await gateway.start();
       const stopping = gateway.shutdown({ kind: 'stop', reason: 'stop' });
       expect(gateway.phase()).toBe('shutting_down');
-      expect(await gateway.allocated(ALLOCATION)).toMatchObject({ status: 503, body: { error: 'not_ready' } });
+      expect(await gateway.allocated(ALLOCATION, noticeAuth())).toMatchObject({ status: 503, body: { error: 'not_ready' } });
       expect(await stopping).toBe(0);
     } finally {
       await fake.close();
@@ -248,7 +275,7 @@ describe('stub views: shutting down, and handler bugs', () => {
       ['serve', 'GET', `/orgs/${ORG}`, undefined],
       ['allocated', 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION })],
     ] as const) {
-      const answer = await call(base, method, path, body);
+      const answer = await call(base, method, path, body, 'application/json', noticeAuth());
       expectContract(route, answer, 500);
       expect(JSON.stringify(answer.body)).not.toContain('secret');
     }

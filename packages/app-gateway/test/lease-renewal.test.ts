@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Gateway } from '../src/gateway.js';
-import { ALLOCATION, allocationAnswers, type Call, GATEWAY_ID, GATEWAY_TOKEN, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import { ALLOCATION, allocationAnswers, type Call, GATEWAY_ID, GATEWAY_TOKEN, noticeAuth, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
 
 const silent = pino({ level: 'silent' });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -106,7 +106,7 @@ describe('lease renewal', () => {
     expect(gateway.whoami()).toMatchObject({ allocation_id: null, epoch: null });
     expect(gateway.phase()).toBe('stood_down');
     // It takes no allocation either: the process that took over does.
-    expect(await gateway.allocated(ALLOCATION)).toMatchObject({ status: 503, body: { error: 'not_ready' } });
+    expect(await gateway.allocated(ALLOCATION, noticeAuth())).toMatchObject({ status: 503, body: { error: 'not_ready' } });
     expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready']);
   });
 

@@ -1,7 +1,8 @@
 /**
  * Secrets never reach the gateway's logs (its logger: `src/logger.ts`, pino with LOG_REDACT): real `gateway
  * supervise` and `gateway run` processes against a fake Ganymede that hands out JWT-shaped tokens, driven through
- * boot, renewals, notices, their HTTP API, a restart, a stop, a refused renewal, and the failures whose logged
+ * boot, renewals, notices (genuine and forged, with JWT-shaped notice tokens), their HTTP API, a restart, a stop, a
+ * refused renewal, and the failures whose logged
  * error carries Ganymede's answer (an off-contract /gateway/config with the organization token in it). No line of
  * stdout or stderr may hold a token, a JWT, or `Bearer`.
  */
@@ -12,7 +13,18 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type GatewayProcess, spawnGateway } from '../src/gateway-process.js';
-import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  ALLOCATION,
+  allocationAnswers,
+  type FakeGanymede,
+  GATEWAY_ID,
+  noticeToken,
+  ORG,
+  type Responder,
+  type RouteName,
+  startFakeGanymede,
+} from './fake-ganymede.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -27,6 +39,13 @@ function jwtLike(claims: Record<string, unknown>) {
 const GATEWAY_TOKEN = jwtLike({ typ: 'gateway', sub: GATEWAY_ID });
 const ORG_TOKEN = jwtLike({ typ: 'organization', sub: ALLOCATION });
 const SECRETS = [GATEWAY_TOKEN, ORG_TOKEN, ...[GATEWAY_TOKEN, ORG_TOKEN].map((t) => t.split('.')[2]!)];
+/** A notice's Authorization header, its token (and signature) added to the secrets no line may hold. */
+function notice(token: string) {
+  SECRETS.push(token, token.split('.')[2]!);
+  return `Bearer ${token}`;
+}
+const genuineNotice = () => notice(noticeToken());
+const forgedNotice = () => notice(noticeToken({}, { key: generateKeyPairSync('ed25519').privateKey }));
 
 const configBody = (over: Record<string, unknown> = {}) => ({
   gateway_id: GATEWAY_ID,
@@ -81,10 +100,10 @@ function leaks(proc: GatewayProcess): string[] {
   );
 }
 
-const call = async (port: number, method: 'GET' | 'POST', path: string, body?: string) => {
+const call = async (port: number, method: 'GET' | 'POST', path: string, body?: string, authorization?: string) => {
   const res = await request(`http://127.0.0.1:${port}${path}`, {
     method,
-    ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+    ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } }),
   });
   await res.body.dump();
   return res.statusCode;
@@ -116,8 +135,10 @@ describe("the gateway's logs hold no secret", () => {
     expect(await call(port, 'GET', '/whoami')).toBe(200);
     expect(await call(port, 'GET', `/orgs/${ORG}`)).toBe(200);
     expect(await call(port, 'GET', '/orgs/%ZZ')).toBe(400);
-    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }))).toBe(200);
-    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ORG_TOKEN }))).toBe(400);
+    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }), forgedNotice())).toBe(401);
+    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }), `Bearer ${GATEWAY_TOKEN}`)).toBe(401);
+    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }), genuineNotice())).toBe(200);
+    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ORG_TOKEN }), genuineNotice())).toBe(400);
     expect(await call(port, 'POST', '/allocated', `{"allocation_id": "${GATEWAY_TOKEN}`)).toBe(400);
 
     const from = proc.logs.length;
@@ -129,7 +150,7 @@ describe("the gateway's logs hold no secret", () => {
     expect(fake.callsTo('restart').map((c) => c.authorization)).toEqual([`Bearer ${ORG_TOKEN}`]);
     expect(fake.callsTo('stop').map((c) => c.authorization)).toEqual([`Bearer ${ORG_TOKEN}`]);
     const events = new Set(proc.logs.map((r) => r.event));
-    for (const e of ['child_started', 'reclaimed', 'lease_refused', 'restart_requested', 'stop_confirmed']) expect(events, e).toContain(e);
+    for (const e of ['child_started', 'reclaimed', 'lease_refused', 'notice_refused', 'restart_requested', 'stop_confirmed']) expect(events, e).toContain(e);
     expect(leaks(proc)).toEqual([]);
   });
 
@@ -151,7 +172,7 @@ describe("the gateway's logs hold no secret", () => {
     await proc.waitForLog((r) => r.event === 'idle');
     const port = (await proc.waitForLog((r) => r.event === 'listening')).port as number;
     fake.answers.config = () => ({ status: 200, body: configBody({ epoch: 0 }) });
-    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }))).toBe(503);
+    expect(await call(port, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION }), genuineNotice())).toBe(503);
     expect(await proc.waitForLog((r) => r.event === 'claim_failed')).toMatchObject({ err: { body: { organization_token: '[redacted]' } } });
     proc.signal('SIGTERM');
     expect((await proc.exited).code).toBe(0);

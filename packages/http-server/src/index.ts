@@ -3,6 +3,8 @@
  * whoever raised it (ts-rest, Fastify's body parser, a handler bug), answered with the contract's
  * one error body `{ error, message }`.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ErrorBody } from '@ganymede/contracts';
 import { type AppRouter, ResponseValidationError } from '@ts-rest/core';
 import { initServer, RequestValidationError, type RouterImplementation } from '@ts-rest/fastify';
@@ -32,8 +34,40 @@ export const LOG_REDACT = {
 /** Bodies past this many bytes are refused with 413 before any handler runs. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
+/**
+ * Request line plus headers past this many bytes answer 431 (Node's default is 16 KiB). Raised deliberately:
+ * a user token lists the user's organizations (about 52 bytes each once encoded), and a user of 1,000
+ * organizations must still be able to call `/gateway/start`. 64 KiB matches the body limit.
+ */
+export const MAX_HEADER_BYTES = 64 * 1024;
+
+/**
+ * How long a client may take, so that no slow or silent client holds a connection (or a shutdown) open.
+ * Node's checks run every `connectionsCheckingInterval`, derived from `headersMs` so a limit is late by at most
+ * a quarter of itself.
+ */
+export interface HttpTimeouts {
+  /** From connecting (or the previous answer) to the end of the headers: slowloris, a silent socket. 408. */
+  headersMs: number;
+  /** From the first byte to the end of the body: a trickled body. 408. Not the handler's time. */
+  requestMs: number;
+  /** An idle keep-alive connection is closed after this; above common load balancers' 60 s idle timeout. */
+  keepAliveMs: number;
+  /** A socket with no traffic either way for this long is destroyed, whatever it is doing. */
+  idleSocketMs: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 72_000,
+  // Longer than the longest handler (a /gateway/start trying several unreachable gateways in turn).
+  idleSocketMs: 120_000,
+};
+
 export interface ServerOptions {
   logger: FastifyBaseLogger | false;
+  timeouts?: Partial<HttpTimeouts>;
 }
 
 const describeZod = (where: string, error: ZodError | null): string[] =>
@@ -45,7 +79,40 @@ const errorCodeFor = (status: number): ErrorBody['error'] =>
   : status === 404 ? 'not_found'
   : status === 413 ? 'payload_too_large'
   : status === 415 ? 'unsupported_media_type'
+  : status === 408 ? 'request_timeout'
+  : status === 431 ? 'headers_too_large'
   : 'bad_request';
+
+/**
+ * Errors Node's HTTP parser raises before any request exists (Fastify's default answers them off the contract):
+ * the status and the contract's error body. The parser's own code (HPE_INVALID_CHUNK_SIZE, …) is in the message.
+ */
+export function clientErrorReply(error: NodeJS.ErrnoException): { status: number; body: ErrorBody } {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, body: { error: 'request_timeout', message: 'the request was not received in time' } };
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return {
+      status: 431,
+      body: { error: 'headers_too_large', message: `the request line and headers exceed ${MAX_HEADER_BYTES} bytes` },
+    };
+  }
+  return { status: 400, body: { error: 'bad_request', message: `malformed HTTP request (${error.code ?? 'parse error'})` } };
+}
+
+function answerClientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, body } = clientErrorReply(error);
+  this.log.debug({ err: error, status }, 'client error');
+  if (socket.writable) {
+    const json = JSON.stringify(body);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy();
+}
 
 /** Maps any error thrown before or around a handler to a status and the contract's error body. */
 export function errorReply(error: unknown): { status: number; body: ErrorBody } {
@@ -70,9 +137,19 @@ export function errorReply(error: unknown): { status: number; body: ErrorBody } 
 }
 
 export function createServer<T extends AppRouter>(contract: T, router: RouterImplementation<T>, options: ServerOptions): FastifyInstance {
+  const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...options.timeouts };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
+    http: {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: timeouts.headersMs,
+      connectionsCheckingInterval: Math.max(10, Math.floor(timeouts.headersMs / 4)),
+    },
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.idleSocketMs,
+    clientErrorHandler: answerClientError,
     // Refuse `__proto__` and `constructor.prototype` keys outright rather than strip them.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -117,4 +194,23 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
     reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.slice(0, 200)}` }),
   );
   return app;
+}
+
+/**
+ * Closes the server: no new connections; requests in flight get up to `deadlineMs` to finish; then every
+ * connection left (a trickling client, a handler that hangs) is destroyed. Node stops enforcing its request
+ * timeouts once closing, so without this one slow client holds a shutdown open forever. Answers whether it forced.
+ */
+export async function closeWithin(app: FastifyInstance, deadlineMs: number): Promise<boolean> {
+  let forced = false;
+  const timer = setTimeout(() => {
+    forced = true;
+    app.server.closeAllConnections();
+  }, deadlineMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
+  return forced;
 }

@@ -24,6 +24,5 @@ export async function openDatabase(options: StorageOptions): Promise<Database> {
     return openPostgres({ url: options.databaseUrl, schema: options.schema, poolSize: options.poolSize ?? DEFAULT_POOL_SIZE });
   }
   const { openPglite } = await import('./pglite.js');
-  const dir = options.dataDir === ':memory:' ? undefined : options.dataDir;
-  return openPglite(dir === undefined ? undefined : `${dir}/pgdata`);
+  return openPglite(options.dataDir === ':memory:' ? undefined : options.dataDir);
 }

@@ -1,0 +1,1 @@
+export { type RawAnswer, rawHttp, type RawOptions } from './raw-http.js';
