@@ -5,17 +5,10 @@
  * package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
  * the tests build first, so a bundle is never older than its sources.
  */
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+// The CLIs' sources and bundles are defined once, in the test kit; its `clis` module alone, which imports nothing.
+import { CLIS, REPO_ROOT } from '@ganymede/testkit/clis';
 import { build, type Plugin } from 'esbuild';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** Each CLI's source and its bundle. A bundle sits two folders below its package, as src/db/ does: paths the
- * code resolves from its own location (Ganymede's `migrations/`) are the same from the sources and the bundle. */
-export const CLIS = {
-  ganymede: { entry: 'packages/app-ganymede/src/cli.ts', bundle: 'packages/app-ganymede/dist/bin/ganymede.mjs' },
-  gateway: { entry: 'packages/app-gateway/src/cli.ts', bundle: 'packages/app-gateway/dist/bin/gateway.mjs' },
-} as const;
 
 /** Bare imports other than the workspace's own (@ganymede/…) stay imports. */
 const thirdPartyExternal: Plugin = {
@@ -29,8 +22,8 @@ export async function buildClis(): Promise<void> {
   await Promise.all(
     Object.values(CLIS).map(({ entry, bundle }) =>
       build({
-        entryPoints: [`${ROOT}${entry}`],
-        outfile: `${ROOT}${bundle}`,
+        entryPoints: [`${REPO_ROOT}${entry}`],
+        outfile: `${REPO_ROOT}${bundle}`,
         bundle: true,
         platform: 'node',
         format: 'esm',

@@ -11,11 +11,11 @@ import {
   gatewayClient,
   gatewayReady,
   registerGateway,
-  startGanymede,
-  startGateway,
+  startGanymedeProcess,
+  startGatewayProcess,
   startOrganization,
-} from '../harness/system.js';
-import { stopProcess } from '../harness/processes.js';
+  stopProcess,
+} from '@ganymede/testkit';
 
 const failures: string[] = [];
 function check(ok: boolean, what: string): void {
@@ -26,7 +26,7 @@ const step = (title: string) => console.log(`\n▶ ${title}`);
 
 async function main(): Promise<void> {
   step('Start Ganymede on the embedded database (PGlite)');
-  const g = await startGanymede();
+  const g = await startGanymedeProcess();
   console.log(`  Ganymede at ${g.url}, data in ${g.dataDir}`);
   const admin = { authorization: `Bearer ${await adminToken(g)}` };
 
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
 
     step('Start gateway 1 under its supervisor (gateway supervise)');
     const ready = gatewayReady(g, gw1.gateway_id);
-    const gateway = await startGateway(g, gw1, 'supervise');
+    const gateway = await startGatewayProcess(g, gw1, 'supervise');
     await ready;
     check(true, 'gateway 1 said /gateway/ready and is idle in the pool');
 

@@ -17,8 +17,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type GatewayProcess, spawnGateway } from '@ganymede/app-gateway';
-import { findFreePort, type LogRecord } from '@ganymede/process-harness';
+import { findFreePort } from '@ganymede/app-gateway';
+import { type GatewayChild, type LogRecord, spawnGatewayChild } from '@ganymede/testkit';
 import { Pool } from 'undici';
 import type { BenchGanymede } from './ganymede.js';
 import { rssMiB } from './machine.js';
@@ -107,7 +107,7 @@ async function floorSample(dir: string): Promise<number> {
   const closed = await findFreePort();
   const t0 = performance.now();
   const p = track(
-    spawnGateway('run', {
+    spawnGatewayChild('run', {
       env: {
         GATEWAY_ID: randomUUID(),
         GATEWAY_TOKEN: 'bench-floor',
@@ -131,7 +131,7 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
   const dir = await mkdtemp(join(tmpdir(), 'gateway-bench-'));
   const port = await findFreePort();
   const { env } = await gatewayEnv(g, dir, port);
-  const supervised: GatewayProcess = track(spawnGateway('supervise', { env }));
+  const supervised: GatewayChild = track(spawnGatewayChild('supervise', { env }));
   try {
     await supervised.waitForLog((l) => l.event === 'idle', { timeoutMs: 60_000 });
     const organizationId = randomUUID();
@@ -180,7 +180,7 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
       const coldPort = await findFreePort();
       const cold = await gatewayEnv(g, coldDir, coldPort);
       const colds: number[] = [];
-      let proc = track(spawnGateway('run', { env: cold.env }));
+      let proc = track(spawnGatewayChild('run', { env: cold.env }));
       try {
         await proc.waitForLog((l) => l.event === 'idle', { timeoutMs: 60_000 });
         const coldOrganization = randomUUID();
@@ -192,7 +192,7 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
             const t0 = performance.now();
             proc.signal('SIGTERM'); // no reload marker: a stop, /gateway/stop ends the allocation
             await proc.exited;
-            proc = track(spawnGateway('run', { env: cold.env }));
+            proc = track(spawnGatewayChild('run', { env: cold.env }));
             await proc.waitForLog((l) => l.event === 'idle', { timeoutMs: 60_000 });
             await allocate(g, coldOrganization); // the user comes back: the frontend's /gateway/start
             const served = await coldRoute.until(() => true, 10_000);

@@ -15,8 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Database, openDatabase } from '@ganymede/app-ganymede';
-import { spawnLogged } from '@ganymede/process-harness';
-import { dropSchemas } from '../../packages/app-ganymede/test/schemas.js';
+import { dropSchemas, spawnLogged } from '@ganymede/testkit';
 import { track } from './processes.js';
 
 const require = createRequire(import.meta.url);

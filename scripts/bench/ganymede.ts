@@ -8,9 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Database, openDatabase, Tokens } from '@ganymede/app-ganymede';
 import { createGanymedeClient, type GanymedeClient } from '@ganymede/app-gateway';
-import { stopProcess } from '../../harness/processes.js';
-import { type GanymedeProcess, startGanymede, tempDir } from '../../harness/system.js';
-import { dropSchemas } from '../../packages/app-ganymede/test/schemas.js';
+import { dropSchemas, type GanymedeProcess, startGanymedeProcess, stopProcess, tempDir } from '@ganymede/testkit';
 import { rssMiB } from './machine.js';
 import { track } from './processes.js';
 import { sleep } from './stats.js';
@@ -72,8 +70,8 @@ export async function startBenchGanymede(
   const common = { dataDir, reaperIntervalMs: options.reaperIntervalMs ?? 1000, env: { GANYMEDE_LOG_LEVEL: 'info', ...options.env } };
   const start = () =>
     backend.kind === 'postgres'
-      ? startGanymede({ ...common, databaseUrl: backend.url, schema })
-      : startGanymede({ ...common, env: { ...common.env, DATABASE_URL: '', GANYMEDE_DB_SCHEMA: '' } });
+      ? startGanymedeProcess({ ...common, databaseUrl: backend.url, schema })
+      : startGanymedeProcess({ ...common, env: { ...common.env, DATABASE_URL: '', GANYMEDE_DB_SCHEMA: '' } });
   let firstStartRss: number | undefined;
   if (backend.kind === 'pglite' && options.reopen) {
     const first = track((await start()).proc);

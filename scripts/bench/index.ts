@@ -14,7 +14,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { redactUrl } from '../../packages/app-ganymede/test/schemas.js';
+import { redactUrl } from '@ganymede/testkit';
 import { restartBlackout } from './blackout.js';
 import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';

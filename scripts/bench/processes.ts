@@ -2,7 +2,7 @@
  * Every process the benchmark starts is tracked, so that none outlives it: whatever happens (a phase that
  * throws, Ctrl-C), they are killed before it exits.
  */
-import type { LoggedProcess } from '@ganymede/process-harness';
+import type { LoggedProcess } from '@ganymede/testkit';
 
 const live = new Set<LoggedProcess>();
 

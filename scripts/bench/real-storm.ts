@@ -11,8 +11,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type GatewayProcess, spawnGateway } from '@ganymede/app-gateway';
-import { findFreePort } from '@ganymede/process-harness';
+import { findFreePort } from '@ganymede/app-gateway';
+import { type GatewayChild, spawnGatewayChild } from '@ganymede/testkit';
 import type { BenchGanymede } from './ganymede.js';
 import { rssMiB } from './machine.js';
 import { track } from './processes.js';
@@ -33,7 +33,7 @@ export interface RealStormResult {
 }
 
 interface Member {
-  proc: GatewayProcess;
+  proc: GatewayChild;
   gatewayId: string;
   marker: string;
   allocationId?: string;
@@ -53,7 +53,7 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       const dir = join(root, String(i));
       const marker = join(root, `${i}.reloading`);
       const proc = track(
-        spawnGateway('supervise', {
+        spawnGatewayChild('supervise', {
           env: {
             GATEWAY_ID: added.body.gateway_id,
             GATEWAY_TOKEN: added.body.token,

@@ -6,8 +6,7 @@ import { access, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GANYMEDE_CLI, runCli, stopProcess } from '../../harness/processes.js';
-import { registerGateway } from '../../harness/system.js';
+import { GANYMEDE_CLI, registerGateway, runCli, stopProcess } from '@ganymede/testkit';
 import { ganymede } from './support.js';
 
 /** Runs the CLI to its end: exit code and stderr. */

@@ -5,9 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { stopProcess } from '../../harness/processes.js';
-import { type GanymedeProcess, gatewayReady, startOrganization } from '../../harness/system.js';
-import { allocate, ganymede, gateway, history, restartUnsupervised, served, spawnGateway, transition } from './support.js';
+import { type GanymedeProcess, gatewayReady, startOrganization, stopProcess } from '@ganymede/testkit';
+import { allocate, ganymede, gateway, gatewayProcess, history, restartUnsupervised, served, transition } from './support.js';
 
 const FAST_LEASES = { GANYMEDE_LEASE_SECONDS: '1', GANYMEDE_LEASE_GRACE_SECONDS: '1' };
 
@@ -60,7 +59,7 @@ describe('Ganymede killed at each step, then started again', () => {
     const { organizationId, allocationId } = await allocate(g, a);
     await restartUnsupervised(g, a, allocationId);
     // The restarted process's /ready is where Ganymede dies; the process retries until Ganymede is back.
-    const b = await spawnGateway(g, a.gw, 'run');
+    const b = await gatewayProcess(g, a.gw, 'run');
     const g2 = await killedAt(g, `ganymede:${when}:ready`, async () => undefined);
     await gatewayReady(g2, a.gw.gateway_id, 2);
     const h = await history(g2, allocationId);
@@ -120,12 +119,12 @@ describe('the gateway killed at each step, then started again', () => {
     const { organizationId, allocationId } = await allocate(g, a);
     await restartUnsupervised(g, a, allocationId);
     // The first restarted process dies mid-boot (after /config, or after its /ready reclaimed at epoch 2).
-    const dying = await spawnGateway(g, a.gw, 'run', { FAILPOINTS: failpoint });
+    const dying = await gatewayProcess(g, a.gw, 'run', { FAILPOINTS: failpoint });
     expect((await dying.proc.exited).signal).toBe('SIGKILL');
     const expected = failpoint === 'gateway:after:ready' ? 3 : 2;
     // Awaited by epoch: the dying process's own ready line may reach us after its exit does.
     const reclaimed = gatewayReady(g, a.gw.gateway_id, expected);
-    const b = await spawnGateway(g, a.gw, 'run');
+    const b = await gatewayProcess(g, a.gw, 'run');
     await reclaimed;
     expect(await served(b, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: expected } });
   });

@@ -4,8 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { stopProcess } from '../../harness/processes.js';
-import { gatewayReady, registerGateway, startOrganization } from '../../harness/system.js';
+import { gatewayReady, registerGateway, startOrganization, stopProcess } from '@ganymede/testkit';
 import { allocate, ganymede, gateway, gatewayEvent, history, served, transition } from './support.js';
 
 /** Short leases so that expiry happens within a test: 1 s lease, 1 s grace, reaper every 100 ms. */

@@ -1,6 +1,6 @@
 /** `ganymede` as operators run it: bad flags and commands exit 2 with a clear message, before any database is opened. */
 import { describe, expect, it } from 'vitest';
-import { GANYMEDE_CLI, runCli } from '../../harness/processes.js';
+import { GANYMEDE_CLI, runCli } from '@ganymede/testkit';
 
 /** Runs the CLI to its end: exit code and stderr. */
 const ganymede = (args: string[]) =>

@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { registerGateway, startOrganization } from '../../harness/system.js';
-import { rawHttp } from '@ganymede/testkit';
+import { rawHttp, registerGateway, startOrganization } from '@ganymede/testkit';
 import { gateway, ganymede, history } from './support.js';
 
 /** A gateway endpoint that takes Ganymede's notice only when `release()` is called. */

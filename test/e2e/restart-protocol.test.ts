@@ -5,8 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { stopProcess } from '../../harness/processes.js';
-import { adminToken, gatewayClient, gatewayReady, userToken } from '../../harness/system.js';
+import { adminToken, gatewayClient, gatewayReady, stopProcess, userToken } from '@ganymede/testkit';
 import { allocate, ganymede, gateway, history, restartUnsupervised, transition } from './support.js';
 
 describe('restart protocol, real processes', () => {

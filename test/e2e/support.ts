@@ -1,6 +1,5 @@
 /** Shared by the end-to-end suites: processes that are killed after each test, and what tests ask of them. */
 import { afterEach, expect } from 'vitest';
-import { stopProcess } from '../../harness/processes.js';
 import {
   adminToken,
   type GanymedeProcess,
@@ -9,10 +8,12 @@ import {
   gatewayReady,
   type RegisteredGateway,
   registerGateway,
-  startGanymede,
-  startGateway,
+  type StartGanymedeProcessOptions,
+  startGanymedeProcess,
+  startGatewayProcess,
   startOrganization,
-} from '../../harness/system.js';
+  stopProcess,
+} from '@ganymede/testkit';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -20,20 +21,20 @@ afterEach(async () => {
 });
 
 /** A Ganymede process, SIGKILLed after the test. */
-export async function ganymede(options: Parameters<typeof startGanymede>[0] = {}) {
-  const g = await startGanymede(options);
+export async function ganymede(options: StartGanymedeProcessOptions = {}) {
+  const g = await startGanymedeProcess(options);
   cleanup.push(() => stopProcess(g.proc, 'SIGKILL'));
   return g;
 }
 
-/** A gateway process (supervised or not) for a registered gateway, SIGKILLed after the test. */
-export async function spawnGateway(g: GanymedeProcess, gw: RegisteredGateway, mode: 'supervise' | 'run', env: NodeJS.ProcessEnv = {}) {
-  const p = await startGateway(g, gw, mode, env);
+/** A gateway process (supervised or not) for a registered gateway, SIGKILLed after the test; not awaited ready. */
+export async function gatewayProcess(g: GanymedeProcess, gw: RegisteredGateway, mode: 'supervise' | 'run', env: NodeJS.ProcessEnv = {}) {
+  const p = await startGatewayProcess(g, gw, mode, env);
   cleanup.push(() => stopProcess(p.proc, 'SIGKILL'));
   return p;
 }
 
-/** Like `spawnGateway` (registering a new gateway unless given one); resolves once Ganymede saw it ready. */
+/** Like `gatewayProcess` (registering a new gateway unless given one); resolves once Ganymede saw it ready. */
 export async function gateway(
   g: GanymedeProcess,
   mode: 'supervise' | 'run' = 'supervise',
@@ -42,7 +43,7 @@ export async function gateway(
 ) {
   const registered = gw ?? (await registerGateway(g));
   const ready = gatewayReady(g, registered.gateway_id, undefined, g.proc.logs.length);
-  const p = await spawnGateway(g, registered, mode, env);
+  const p = await gatewayProcess(g, registered, mode, env);
   await ready;
   return p;
 }

@@ -7,13 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Database, openDatabase, Tokens } from '@ganymede/app-ganymede';
-import { createGanymedeClient, type GanymedeClient, Gateway, loadConfig } from '@ganymede/app-gateway';
-import { findFreePort } from '@ganymede/process-harness';
+import { createGanymedeClient, findFreePort, type GanymedeClient, Gateway, loadConfig } from '@ganymede/app-gateway';
+import { dropSchemas, type GanymedeProcess, schemaPrefix, startGanymedeProcess, stopProcess, tempDir } from '@ganymede/testkit';
 import pino from 'pino';
-import { dropSchemas, schemaPrefix } from '../../packages/app-ganymede/test/schemas.js';
-
-import { stopProcess } from '../../harness/processes.js';
-import { type GanymedeProcess, startGanymede, tempDir } from '../../harness/system.js';
 
 export interface Cluster {
   replicas: GanymedeProcess[];
@@ -47,7 +43,7 @@ export async function startCluster(options: { count: number; databaseUrl: string
   await writeFile(join(dataDir, 'signing.key'), key.toString('hex') + '\n', { mode: 0o600 });
   const started = await Promise.allSettled(
     Array.from({ length: options.count }, () =>
-      startGanymede({
+      startGanymedeProcess({
         dataDir,
         databaseUrl: options.databaseUrl,
         schema,

@@ -13,8 +13,7 @@ import type { Gateway } from '@ganymede/app-gateway';
 import { gatewayContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TEST_DATABASE_URL } from '../../packages/app-ganymede/test/database.js';
-import { noticeTarget } from '../../packages/app-ganymede/test/support.js';
+import { noticeTarget, testDatabaseUrl } from '@ganymede/testkit';
 import { type Cluster, gatewayFor, register, startCluster, transitions } from './cluster.js';
 
 const REPLICAS = 3;
@@ -25,7 +24,7 @@ describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
   let gateways: Gateway[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ count: REPLICAS, databaseUrl: TEST_DATABASE_URL, reaperIntervalMs: 25 });
+    cluster = await startCluster({ count: REPLICAS, databaseUrl: testDatabaseUrl(), reaperIntervalMs: 25 });
   });
   afterAll(async () => {
     await cluster?.close();

@@ -12,6 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { NOTICE_ALGORITHM, type NoticeClaims, Uuid } from '@ganymede/contracts';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
+import { GanymedeError, InvalidTokenError } from './errors.js';
 
 const ISSUER = 'ganymede';
 /** How many verified tokens `Tokens.verify` remembers (a few MB at most). */
@@ -41,12 +42,6 @@ export const TOKEN_TTL: Record<TokenType, string> = {
   admin: '5m',
 };
 
-export class InvalidTokenError extends Error {
-  readonly code = 'unauthorized';
-}
-
-/** A token with a valid signature whose claims are off `ClaimsSchema`: its message names what is wrong, never the token. */
-export class InvalidClaimsError extends InvalidTokenError {}
 
 const describeClaims = (error: z.ZodError) =>
   error.issues
@@ -90,7 +85,8 @@ export class Tokens {
 
   /**
    * The claims of a valid token of the given kind; `null` for a valid token of another kind. Throws
-   * `InvalidTokenError` for a token that does not verify, `InvalidClaimsError` for one whose claims are off the schema.
+   * `InvalidTokenError` for a token that does not verify (`TOKEN_INVALID`) or whose claims are off the schema
+   * (`TOKEN_CLAIMS_INVALID`).
    */
   async verify<T extends TokenType>(token: string, typ: T): Promise<Extract<Claims, { typ: T }> | null> {
     let entry = this.verified.get(token);
@@ -104,11 +100,11 @@ export class Tokens {
       try {
         ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER, requiredClaims: ['exp', 'sub'] }));
       } catch (cause) {
-        if (cause instanceof errors.JOSEError) throw new InvalidTokenError(`invalid token: ${cause.code}`, { cause });
+        if (cause instanceof errors.JOSEError) throw new InvalidTokenError('TOKEN_INVALID', `invalid token: ${cause.code}`, { cause });
         throw cause;
       }
       const parsed = ClaimsSchema.safeParse(payload);
-      if (!parsed.success) throw new InvalidClaimsError(`invalid token claims: ${describeClaims(parsed.error)}`);
+      if (!parsed.success) throw new InvalidTokenError('TOKEN_CLAIMS_INVALID', `invalid token claims: ${describeClaims(parsed.error)}`);
       entry = { claims: parsed.data, exp: payload.exp! };
       if (this.verified.size >= VERIFIED_TOKENS_KEPT) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(token, entry);
@@ -189,12 +185,14 @@ export async function readSigningKey(configured: string | undefined, dataDir: st
     return decodeKey((await readFile(path, 'utf8')).trim());
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
-    throw new Error(`no signing key at ${path}: give the server's --data-dir, or set GANYMEDE_SIGNING_KEY`, { cause });
+    throw new GanymedeError('SIGNING_KEY_MISSING', `no signing key at ${path}: give the server's --data-dir, or set GANYMEDE_SIGNING_KEY`, {
+      cause,
+    });
   }
 }
 
 function decodeKey(text: string): Uint8Array {
   const bytes = /^[0-9a-f]+$/i.test(text) && text.length % 2 === 0 ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
-  if (bytes.length < 32) throw new Error('the signing key must be at least 32 bytes (64 hex characters)');
+  if (bytes.length < 32) throw new GanymedeError('SIGNING_KEY_INVALID', 'the signing key must be at least 32 bytes (64 hex characters)');
   return new Uint8Array(bytes);
 }

@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { ganymedeContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
 import { DEFAULT_HTTP_TIMEOUTS } from '@ganymede/http-server';
-import { loadSigningKey, readSigningKey, Tokens } from './auth.js';
+import { readSigningKey, Tokens } from './auth.js';
+import { GanymedeError, UsageError } from './errors.js';
 import { createGanymede, DEFAULTS } from './ganymede.js';
 
 const USAGE = `usage:
@@ -26,7 +27,6 @@ environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_P
   GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
   GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS`;
 
-class UsageError extends Error {}
 
 const env = process.env;
 const OPTIONS = {
@@ -140,7 +140,7 @@ async function addGateway() {
   if (!values.url) throw new UsageError('gateway add needs --url URL');
   const { client, authorization } = await adminClient();
   const res = await client.addGateway({ headers: { authorization }, body: { url: values.url } });
-  if (res.status !== 201) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 201) throw new GanymedeError('GANYMEDE_ANSWER', `${res.status} ${JSON.stringify(res.body)}`);
   print(res.body, `gateway_id ${res.body.gateway_id}\ntoken ${res.body.token}`);
 }
 
@@ -154,7 +154,7 @@ async function userToken() {
 async function status() {
   const { client, authorization } = await adminClient();
   const res = await client.status({ headers: { authorization } });
-  if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 200) throw new GanymedeError('GANYMEDE_ANSWER', `${res.status} ${JSON.stringify(res.body)}`);
   const header = ['gateway', 'state', 'organization', 'epoch', 'since'];
   const rows = res.body.gateways.map((g) => [
     g.gateway_id,

@@ -13,7 +13,7 @@ import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
-import { DEFAULT_LIVENESS } from './sql/allocations.js';
+import { DEFAULT_LIVENESS } from './sql/liveness.js';
 
 /** Storage options (`StorageOptions`: database URL, schema, pool size, data directory) and the server's own. */
 export interface GanymedeOptions extends StorageOptions {

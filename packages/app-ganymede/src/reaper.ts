@@ -1,8 +1,9 @@
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from './db/database.js';
-import { logTransition } from './routes.js';
-import { controlPlaneHeartbeat, expireLeases, expireRestarts } from './sql/allocations.js';
+import { controlPlaneHeartbeat, expireLeases } from './sql/liveness.js';
+import { expireRestarts } from './sql/transitions.js';
+import { logTransition } from './transition-log.js';
 
 export interface ReaperOptions {
   intervalMs: number;

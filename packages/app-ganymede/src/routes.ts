@@ -1,14 +1,18 @@
 import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contracts';
-import { type AppRoute, TsRestResponseError } from '@ts-rest/core';
+import { TsRestResponseError } from '@ts-rest/core';
 import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
-import { bearer, type Claims, InvalidClaimsError, InvalidTokenError, type TokenType, type Tokens } from './auth.js';
+import { bearer, type Claims, type TokenType, type Tokens } from './auth.js';
 import type { Database } from './db/database.js';
+import { InvalidTokenError } from './errors.js';
 import { failpoint } from '@ganymede/failpoints';
 import { notifyAllocated } from './notify.js';
-import * as allocations from './sql/allocations.js';
-import type { Allocation, FencedResult, LivenessPolicy } from './sql/allocations.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
+import { type LivenessPolicy, renewLease } from './sql/liveness.js';
+import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } from './sql/rows.js';
+import * as transitions from './sql/transitions.js';
+import type { FencedResult } from './sql/transitions.js';
+import { logTransition } from './transition-log.js';
 
 export interface RouteDeps {
   db: Database;
@@ -20,6 +24,10 @@ export interface RouteDeps {
 }
 
 const fail = (error: ErrorBody['error'], message: string) => ({ error, message });
+
+/** Every Ganymede route declares 401 and 403 with the error body: thrown from a shared check, answered as is. */
+type Route = (typeof contract)[keyof typeof contract];
+const refusal = (route: Route, status: 401 | 403, body: ErrorBody) => new TsRestResponseError<Route>(route, { status, body });
 
 /** The contract's view of a live allocation a gateway holds or must claim. */
 const served = (a: Allocation | null) =>
@@ -33,42 +41,31 @@ const NOTICE_CLOCK_MARGIN_SECONDS = 2;
 /** Gateways tried per /gateway/start before answering 503 (each unreachable one is taken out of the pool). */
 const START_ATTEMPTS = 8;
 
-/** One log line per transition, with who, what and why. */
-export function logTransition(log: FastifyBaseLogger, transition: string, a: Allocation, reason: string | null = null) {
-  log.info(
-    { transition, gateway_id: a.gateway_id, organization_id: a.organization_id, allocation_id: a.allocation_id, epoch: a.epoch, reason },
-    `allocation ${transition}`,
-  );
-}
-
 export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof contract> {
   const { db, tokens, log } = deps;
   /** A notice is good while /gateway/start waits for its answer, plus a margin for the gateway's clock. */
   const noticeTtlSeconds = deps.notifyTimeoutMs / 1000 + NOTICE_CLOCK_MARGIN_SECONDS;
 
   /** The claims of the request's bearer token, or a thrown 401 (invalid) / 403 (valid, wrong kind). */
-  async function authorize<T extends TokenType>(route: AppRoute, authorization: string, typ: T) {
+  async function authorize<T extends TokenType>(route: Route, authorization: string, typ: T) {
     let claims: Extract<Claims, { typ: T }> | null;
     try {
       claims = await tokens.verify(bearer(authorization), typ);
     } catch (error) {
       if (!(error instanceof InvalidTokenError)) throw error;
       // Signed with our key, yet off the schema: a peer sharing the key is minting bad tokens. Worth a warning.
-      if (error instanceof InvalidClaimsError) log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
-      throw new TsRestResponseError(route as never, { status: 401, body: fail('unauthorized', error.message) } as never);
+      if (error.code === 'TOKEN_CLAIMS_INVALID') log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
+      throw refusal(route, 401, fail('unauthorized', error.message));
     }
-    if (!claims) throw new TsRestResponseError(route as never, { status: 403, body: fail('forbidden', `this route needs a ${typ} token`) } as never);
+    if (!claims) throw refusal(route, 403, fail('forbidden', `this route needs a ${typ} token`));
     return claims;
   }
 
   /** Shared by /stop and /restart: the organization token names the allocation; a body that names another is refused. */
-  async function allocationOf(route: AppRoute, authorization: string, bodyAllocationId: string | undefined) {
+  async function allocationOf(route: Route, authorization: string, bodyAllocationId: string | undefined) {
     const claims = await authorize(route, authorization, 'organization');
     if (bodyAllocationId && bodyAllocationId !== claims.sub) {
-      throw new TsRestResponseError(route as never, {
-        status: 403,
-        body: fail('forbidden', 'this token is bound to another allocation'),
-      } as never);
+      throw refusal(route, 403, fail('forbidden', 'this token is bound to another allocation'));
     }
     return claims.sub;
   }
@@ -96,7 +93,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       }
       for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
         failpoint('ganymede:before:allocate');
-        const result = await allocations.allocate(db, body.organization_id);
+        const result = await transitions.allocate(db, body.organization_id);
         failpoint('ganymede:after:allocate');
         if (result.kind === 'none') break;
         let allocation = result.allocation;
@@ -104,12 +101,12 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
           logTransition(log, 'allocated', allocation);
           const notice = await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds);
           if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, notice, deps.notifyTimeoutMs))) {
-            if (await allocations.rollBack(db, allocation.allocation_id)) {
+            if (await transitions.rollBack(db, allocation.allocation_id)) {
               logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
               continue;
             }
           }
-          allocation = (await allocations.getAllocation(db, allocation.allocation_id)) ?? allocation;
+          allocation = (await getAllocation(db, allocation.allocation_id)) ?? allocation;
           if (allocation.state === 'ended') continue;
         }
         const { allocation_id, gateway_id, gateway_url, organization_id, epoch } = allocation;
@@ -124,7 +121,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     config: async ({ headers }) => {
       const { sub: gatewayId } = await authorize(contract.config, headers.authorization, 'gateway');
-      const a = await allocations.liveAllocationOfGateway(db, gatewayId);
+      const a = await liveAllocationOfGateway(db, gatewayId);
       // A token of a gateway that is not (or no longer) registered is refused, as /gateway/ready does.
       if (a === undefined) return { status: 403, body: fail('forbidden', 'no such gateway is registered') };
       if (!a) return { status: 404, body: fail('no_allocation', 'this gateway holds no live allocation') };
@@ -151,7 +148,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     ready: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.ready, headers.authorization, 'gateway');
       failpoint('ganymede:before:ready');
-      const result = await allocations.ready(db, gatewayId, body.allocation_id, body.instance_id ?? null, deps.liveness);
+      const result = await transitions.ready(db, gatewayId, body.allocation_id, body.instance_id ?? null, deps.liveness);
       failpoint('ganymede:after:ready');
       switch (result.kind) {
         case 'not_found':
@@ -184,7 +181,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     lease: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.lease, headers.authorization, 'gateway');
-      const result = await allocations.renewLease(
+      const result = await renewLease(
         db,
         gatewayId,
         body.instance_id,
@@ -210,7 +207,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       const allocationId = await allocationOf(contract.restart, headers.authorization, body.allocation_id);
       const grace = Math.min(body.grace_seconds ?? deps.restartGraceSeconds, deps.restartGraceSeconds);
       failpoint('ganymede:before:restart');
-      const result = await allocations.requestRestart(db, allocationId, body.epoch ?? null, body.reason, grace);
+      const result = await transitions.requestRestart(db, allocationId, body.epoch ?? null, body.reason, grace);
       failpoint('ganymede:after:restart');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
@@ -224,7 +221,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     stop: async ({ headers, body }) => {
       const allocationId = await allocationOf(contract.stop, headers.authorization, body.allocation_id);
       failpoint('ganymede:before:stop');
-      const result = await allocations.stop(db, allocationId, body.epoch ?? null, body.reason);
+      const result = await transitions.stop(db, allocationId, body.epoch ?? null, body.reason);
       failpoint('ganymede:after:stop');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
@@ -249,9 +246,9 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     allocation: async ({ headers, params }) => {
       await authorize(contract.allocation, headers.authorization, 'admin');
-      const a = await allocations.getAllocation(db, params.allocation_id);
+      const a = await getAllocation(db, params.allocation_id);
       if (!a) return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
-      const events = await allocations.eventsOf(db, a.allocation_id);
+      const events = await eventsOf(db, a.allocation_id);
       return {
         status: 200,
         body: {

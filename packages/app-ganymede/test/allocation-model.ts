@@ -1,5 +1,5 @@
 /**
- * A reference model of the allocation state machine (src/sql/allocations.ts), written from its doc comments
+ * A reference model of the allocation state machine (src/sql/transitions.ts, liveness.ts), written from its doc comments
  * and the protocol, for the model-based test (model.test.ts): what each call should answer, and how the
  * allocations, gateways, audit trail and control plane should look after it. No database here.
  *
@@ -9,7 +9,7 @@
  * here (`passed`, `lapsed`, ...), never clock values.
  */
 import type { RestartReason, StopReason } from '@ganymede/contracts';
-import type { LivenessPolicy } from '../src/sql/allocations.js';
+import type { LivenessPolicy } from '../src/sql/liveness.js';
 
 export const POLICY: LivenessPolicy = { leaseSeconds: 300, crashLoopLimit: 3, crashLoopWindowSeconds: 600 };
 export const LEASE_GRACE_SECONDS = 60;

@@ -14,7 +14,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { ganymedeContract } from '@ganymede/contracts';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bufferLogger, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
+import { bufferLogger, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 import type { Route } from './token-kinds.js';
 
 const SIGNING_KEY = randomBytes(32).toString('hex');
@@ -51,7 +51,7 @@ async function makeWorld() {
 type World = typeof world;
 
 beforeAll(async () => {
-  g = await startGanymede({ signingKey: SIGNING_KEY, logger: logs.logger, manualReaper: true });
+  g = await startTestGanymede({ signingKey: SIGNING_KEY, logger: logs.logger, manualReaper: true });
   world = await makeWorld();
 });
 afterAll(async () => {

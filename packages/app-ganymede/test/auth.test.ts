@@ -13,7 +13,7 @@ import { ganymedeContract } from '@ganymede/contracts';
 import { decodeJwt, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Claims, loadSigningKey, TOKEN_TTL, Tokens } from '../src/auth.js';
-import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 
@@ -26,7 +26,7 @@ let key: Uint8Array;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'ganymede-auth-'));
   dataDir = join(root, 'data'); // does not exist yet: the server creates it
-  g = await startGanymede({ dataDir });
+  g = await startTestGanymede({ dataDir });
   key = new Uint8Array(Buffer.from((await readFile(join(dataDir, 'signing.key'), 'utf8')).trim(), 'hex'));
 });
 // Each test builds the pool it needs: a free gateway left by one must not be picked in another.
@@ -71,7 +71,7 @@ describe('the signing key file', () => {
     const adminBefore = g.admin;
     const keyFile = await readFile(join(dataDir, 'signing.key'), 'utf8');
     await g.close();
-    g = await startGanymede({ dataDir });
+    g = await startTestGanymede({ dataDir });
     expect(await readFile(join(dataDir, 'signing.key'), 'utf8')).toBe(keyFile);
     expect((await stat(join(dataDir, 'signing.key'))).mode & 0o777).toBe(0o600);
 

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { ganymedeContract } from '@ganymede/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Claims, Tokens } from '../src/auth.js';
-import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 type Headers = Record<string, string>;
@@ -30,7 +30,7 @@ let world: {
 };
 
 beforeAll(async () => {
-  g = await startGanymede();
+  g = await startTestGanymede();
   const setUp = async () => {
     const gw = await g.addReadyGateway(g.target.url);
     const organizationId = randomUUID();

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, ganymedeContract, ganymedeExamples } from '@ganymede/contracts';
 import { MAX_HEADER_BYTES } from '@ganymede/http-server';
-import { rawHttp } from '@ganymede/testkit';
+import { rawHttp } from '@ganymede/testkit/raw-http';
 import { describe, expect, it } from 'vitest';
 import { bearer, rawRequest, shapeDifferences, useGanymede } from './support.js';
 

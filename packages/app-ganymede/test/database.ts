@@ -1,5 +1,5 @@
 /**
- * The database the Ganymede suite runs on, chosen by the environment:
+ * The database the Ganymede suite runs on, chosen by the environment (read by the test kit's `test-database`):
  *
  *   GANYMEDE_TEST_DATABASE  pglite (the default): an in-memory PGlite for each database a test opens;
  *                           postgres: PostgreSQL proper, through the same `pg` pool as production.
@@ -13,7 +13,8 @@ import type { Database } from '../src/db/database.js';
 import { migrate } from '../src/db/migrate.js';
 import { openDatabase } from '../src/db/open.js';
 import type { GanymedeOptions } from '../src/ganymede.js';
-import { dropSchemas, schemaPrefix, testDatabaseKind, testDatabaseUrl } from './schemas.js';
+import { dropSchemas, schemaPrefix } from '@ganymede/testkit/pg-schemas';
+import { testDatabaseKind, testDatabaseUrl } from '@ganymede/testkit/test-database';
 
 export const TEST_DATABASE = testDatabaseKind();
 export const onPostgres = TEST_DATABASE === 'postgres';

@@ -4,7 +4,8 @@ import { mkdtemp, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DataDirLockedError, lockDataDir } from '../src/db/dir-lock.js';
+import { lockDataDir } from '../src/db/dir-lock.js';
+import { DataDirLockedError } from '../src/errors.js';
 import { openDatabase } from '../src/db/open.js';
 
 const freshDir = () => mkdtemp(join(tmpdir(), 'ganymede-lock-'));

@@ -5,17 +5,8 @@
  * schemas of runs that started over six hours ago (killed before their teardown), and drops this run's schemas
  * at the end.
  */
-import {
-  currentRun,
-  dropSchemas,
-  newRunId,
-  redactUrl,
-  schemaPrefix,
-  schemaRunStart,
-  schemasLike,
-  testDatabaseKind,
-  testDatabaseUrl,
-} from './schemas.js';
+import { currentRun, dropSchemas, newRunId, schemaPrefix, schemaRunStart, schemasLike } from '@ganymede/testkit/pg-schemas';
+import { redactUrl, testDatabaseKind, testDatabaseUrl } from '@ganymede/testkit/test-database';
 
 const STALE_AFTER_SECONDS = 6 * 3600;
 

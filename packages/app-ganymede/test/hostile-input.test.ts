@@ -11,7 +11,7 @@ import { ganymedeContract, gatewayContract } from '@ganymede/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HostileContext, hostileCorpus, UNKNOWN } from './hostile-corpus.js';
 import { inProcessGateway } from './in-process-gateway.js';
-import { bearer, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
+import { bearer, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 
 let g: TestGanymede;
 let real: Awaited<ReturnType<typeof inProcessGateway>>;
@@ -19,7 +19,7 @@ let gatewayUrl: string;
 let context: HostileContext;
 
 beforeAll(async () => {
-  g = await startGanymede({ leaseSeconds: 3600, manualReaper: true });
+  g = await startTestGanymede({ leaseSeconds: 3600, manualReaper: true });
 
   // Gateway A holds a claimed allocation; the real gateway is ready and free.
   const a = await g.addReadyGateway(g.target.url);

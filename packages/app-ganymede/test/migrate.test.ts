@@ -7,7 +7,8 @@
 import { readdir } from 'node:fs/promises';
 import { afterEach, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.js';
-import { migrate, SchemaTooNewError } from '../src/db/migrate.js';
+import { migrate } from '../src/db/migrate.js';
+import { SchemaTooNewError } from '../src/errors.js';
 import { openDatabase } from '../src/db/open.js';
 import { onPostgres, testStorage } from './database.js';
 

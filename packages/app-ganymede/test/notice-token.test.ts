@@ -10,7 +10,7 @@ import { checkNotice, importNoticeKey } from '@ganymede/app-gateway';
 import { NoticeClaims } from '@ganymede/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens } from '../src/auth.js';
-import { bearer, bufferLogger, startGanymede, type TestGanymede } from './support.js';
+import { bearer, bufferLogger, startTestGanymede, type TestGanymede } from './support.js';
 
 const NOTIFY_TIMEOUT_MS = 1_500;
 const SIGNING_KEY = randomBytes(32).toString('hex');
@@ -18,7 +18,7 @@ const logs = bufferLogger();
 
 let g: TestGanymede;
 beforeAll(async () => {
-  g = await startGanymede({ signingKey: SIGNING_KEY, notifyTimeoutMs: NOTIFY_TIMEOUT_MS, logger: logs.logger, manualReaper: true });
+  g = await startTestGanymede({ signingKey: SIGNING_KEY, notifyTimeoutMs: NOTIFY_TIMEOUT_MS, logger: logs.logger, manualReaper: true });
 });
 afterAll(async () => {
   await g?.close();

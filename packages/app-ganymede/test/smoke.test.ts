@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startGanymede, type TestGanymede } from './support.js';
+import { startTestGanymede, type TestGanymede } from './support.js';
 
 let g: TestGanymede;
 beforeAll(async () => {
-  g = await startGanymede();
+  g = await startTestGanymede();
 });
 afterAll(async () => {
   await g.close();

@@ -7,14 +7,15 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { answeringUrl, bearer, closedUrl, hangingUrl, noticeTarget, startGanymede, type TestGanymede } from './support.js';
+import { noticeTarget } from '@ganymede/testkit/notice-target';
+import { answeringUrl, bearer, closedUrl, hangingUrl, startTestGanymede, type TestGanymede } from './support.js';
 
 const NOTIFY_TIMEOUT_MS = 300;
 const GRACE_SECONDS = 60;
 
 let g: TestGanymede;
 beforeAll(async () => {
-  g = await startGanymede({ notifyTimeoutMs: NOTIFY_TIMEOUT_MS, restartGraceSeconds: GRACE_SECONDS });
+  g = await startTestGanymede({ notifyTimeoutMs: NOTIFY_TIMEOUT_MS, restartGraceSeconds: GRACE_SECONDS });
 });
 afterAll(async () => {
   await g?.close();

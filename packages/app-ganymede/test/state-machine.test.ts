@@ -1,5 +1,5 @@
 /**
- * The allocation state machine in SQL (src/sql/allocations.ts), on a migrated in-memory PGlite: transitions,
+ * The allocation state machine in SQL (src/sql/transitions.ts, liveness.ts), on a migrated in-memory PGlite: transitions,
  * fencing epochs, audit rows, idempotent repeats, expiry by moving deadlines in SQL, and the schema's own
  * guards (partial unique indexes, triggers). PGlite serializes queries, so there the concurrency tests exercise
  * the SQL's logic; on PostgreSQL (GANYMEDE_TEST_DATABASE=postgres) they meet real lock contention.
@@ -7,19 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.js';
-import {
-  allocate,
-  anyGatewayFree,
-  eventsOf,
-  expireRestarts,
-  getAllocation,
-  liveAllocationOfGateway,
-  ready,
-  requestRestart,
-  rollBack,
-  stop,
-} from '../src/sql/allocations.js';
+import { eventsOf, getAllocation, liveAllocationOfGateway } from '../src/sql/rows.js';
+import { allocate, anyGatewayFree, expireRestarts, ready, requestRestart, rollBack, stop } from '../src/sql/transitions.js';
 import { addGateway, poolStatus } from '../src/sql/gateways.js';
+import { PG_ERRORS } from '../src/errors.js';
 import { onPostgres } from './database.js';
 import { openMigratedDatabase, snapshotOf, truncateAll } from './support.js';
 
@@ -508,15 +499,15 @@ describe('schema guards', () => {
 
   it('refuses a second live allocation on one gateway (23505)', async () => {
     const a = await allocated();
-    await expect(insertLive(a.gatewayId, randomUUID())).rejects.toMatchObject({ code: '23505' });
+    await expect(insertLive(a.gatewayId, randomUUID())).rejects.toMatchObject({ code: PG_ERRORS.uniqueViolation });
     const b = await restarting();
-    await expect(insertLive(b.gatewayId, randomUUID())).rejects.toMatchObject({ code: '23505' });
+    await expect(insertLive(b.gatewayId, randomUUID())).rejects.toMatchObject({ code: PG_ERRORS.uniqueViolation });
   });
 
   it('refuses a second live allocation for one organization (23505)', async () => {
     const a = await allocated();
     const other = await addGateway(db, 'http://127.0.0.1:4102');
-    await expect(insertLive(other, a.organizationId)).rejects.toMatchObject({ code: '23505' });
+    await expect(insertLive(other, a.organizationId)).rejects.toMatchObject({ code: PG_ERRORS.uniqueViolation });
   });
 
   it('allows any number of ended allocations beside a live one', async () => {

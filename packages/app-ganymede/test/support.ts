@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { ERROR_CODES, ganymedeContract, gatewayContract, type Whoami } from '@ganymede/contracts';
-import { createServer } from '@ganymede/http-server';
+import { ERROR_CODES, ganymedeContract } from '@ganymede/contracts';
+import { noticeTarget } from '@ganymede/testkit/notice-target';
 import { initClient } from '@ts-rest/core';
 import { request } from 'undici';
 import type { Database } from '../src/db/database.js';
@@ -26,13 +26,13 @@ export interface TestGanymedeOptions extends GanymedeOptions {
   manualReaper?: boolean;
 }
 
-export type TestGanymede = Awaited<ReturnType<typeof startGanymede>>;
+export type TestGanymede = Awaited<ReturnType<typeof startTestGanymede>>;
 
 /**
  * A real Ganymede on the suite's database, with an admin token, a typed client, a notice target standing in for
  * its gateways (`target`), and helpers that drive it over HTTP.
  */
-export async function startGanymede({ manualReaper = false, ...options }: TestGanymedeOptions = {}) {
+export async function startTestGanymede({ manualReaper = false, ...options }: TestGanymedeOptions = {}) {
   const ganymede = await createGanymede({ logger: false, reaperIntervalMs: 60_000, ...options, ...testStorage(options.dataDir) });
   if (manualReaper) await ganymede.reaper.stop();
   const url = await ganymede.listen(0);
@@ -114,49 +114,15 @@ export async function startGanymede({ manualReaper = false, ...options }: TestGa
 }
 
 /**
- * A test file's Ganymede (as `startGanymede`): started before the file's tests, closed after them, and `reset`
+ * A test file's Ganymede (as `startTestGanymede`): started before the file's tests, closed after them, and `reset`
  * before each. The handle is filled in when the file's tests start.
  */
 export function useGanymede(options: TestGanymedeOptions = {}): TestGanymede {
   const g = {} as TestGanymede;
-  beforeAll(async () => void Object.assign(g, await startGanymede(options)));
+  beforeAll(async () => void Object.assign(g, await startTestGanymede(options)));
   afterAll(async () => g.close?.());
   beforeEach(async () => g.reset());
   return g;
-}
-
-/**
- * A stand-in for a gateway's HTTP side: answers Ganymede's notice 200 (`accept`) or not at all (`refuse`:
- * the port is closed). Real gateways are used by the end-to-end tests; this one only lets /gateway/start finish.
- */
-export async function noticeTarget() {
-  const received: string[] = [];
-  /** The Authorization header of each notice, in the order received. */
-  const authorizations: (string | undefined)[] = [];
-  const whoami = (allocationId: string | null): Whoami => ({
-    gateway_id: randomUUID(),
-    organization_id: allocationId ? randomUUID() : null,
-    allocation_id: allocationId,
-    epoch: allocationId ? 1 : null,
-    pid: process.pid,
-    started_at: new Date().toISOString(),
-  });
-  const app = createServer(
-    gatewayContract,
-    {
-      healthz: async () => ({ status: 200, body: { status: 'ok', serving: false } }),
-      whoami: async () => ({ status: 200, body: whoami(null) }),
-      serve: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),
-      allocated: async ({ body, headers }) => {
-        received.push(body.allocation_id);
-        authorizations.push(headers.authorization);
-        return { status: 200, body: whoami(body.allocation_id) };
-      },
-    },
-    { logger: false },
-  );
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url, received, authorizations, close: () => app.close() };
 }
 
 /** A URL on which nothing listens. */

@@ -14,7 +14,7 @@ import { ganymedeContract } from '@ganymede/contracts';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Claims } from '../src/auth.js';
-import { bearer, bufferLogger, errorBodyProblem, rawRequest, startGanymede, type TestGanymede } from './support.js';
+import { bearer, bufferLogger, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
 type Headers = Record<string, string>;
@@ -30,7 +30,7 @@ const seen = new Set<string>();
 const remember = (token: string) => (seen.add(token), token);
 
 beforeAll(async () => {
-  g = await startGanymede({ signingKey: SIGNING_KEY, logger: logs.logger, manualReaper: true });
+  g = await startTestGanymede({ signingKey: SIGNING_KEY, logger: logs.logger, manualReaper: true });
 });
 afterAll(async () => {
   await g?.close();

@@ -15,11 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RESTART_REASONS, STOP_REASONS } from '@ganymede/contracts';
 import { configToEnv, type Flags, type GatewayConfig, loadConfig, loadControlConfig, SETTINGS } from './config.js';
-import { ConfigError, EXIT_CODES } from './errors.js';
+import { ConfigError, EXIT_CODES, GatewayError, UsageError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './logger.js';
 import { isAlive, readPid, SUPERVISOR_PID_FILE } from './pid-file.js';
-import { findFreePort } from '@ganymede/process-harness';
+import { findFreePort } from './free-port.js';
 import { resolveShutdownReason, SHUTDOWN_SIGNALS, type ShutdownRequest, STOP_REASON_FILE } from './shutdown-reason.js';
 import { onSignals } from './signals.js';
 import { Supervisor } from './supervisor.js';
@@ -36,7 +36,6 @@ ${Object.values(SETTINGS)
   .map(({ env, flag }) => `  --${flag.padEnd(24)}${env}`)
   .join('\n')}`;
 
-class UsageError extends Error {}
 
 function parse(argv: string[]) {
   const options = Object.fromEntries(Object.values(SETTINGS).map(({ flag }) => [flag, { type: 'string' as const }]));
@@ -112,7 +111,7 @@ async function supervise(config: GatewayConfig): Promise<never> {
 
 function supervisorPid(runDir: string): number {
   const pid = readPid(runDir, SUPERVISOR_PID_FILE);
-  if (pid === null || !isAlive(pid)) throw new Error(`no supervisor runs for ${runDir} (no live pid in ${join(runDir, SUPERVISOR_PID_FILE)})`);
+  if (pid === null || !isAlive(pid)) throw new GatewayError('NO_SUPERVISOR', `no supervisor runs for ${runDir} (no live pid in ${join(runDir, SUPERVISOR_PID_FILE)})`);
   return pid;
 }
 
@@ -180,4 +179,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+void main(process.argv.slice(2)).then((code) => process.exit(code));

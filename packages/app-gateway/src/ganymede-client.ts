@@ -31,7 +31,7 @@ import {
 } from '@ts-rest/core';
 import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
-import { GanymedeTimeoutError, GatewayError } from './errors.js';
+import { GanymedeTimeoutError, GatewayError, InvalidAnswerError } from './errors.js';
 
 export interface GanymedeClientOptions {
   /** e.g. http://127.0.0.1:4000 (a path prefix is kept). */
@@ -79,21 +79,6 @@ export interface GanymedeClient {
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
-
-/** A declared status whose body is off the contract (e.g. a 404 from a server without the route). */
-export class InvalidAnswerError extends ResponseValidationError {
-  readonly status: number;
-  readonly body: unknown;
-  constructor(route: AppRoute, cause: ResponseValidationError, answer: { status: number; body: unknown }) {
-    super(route, cause.cause);
-    // Kept, but out of logged errors: a route's zod schemas serialize to kilobytes of internals (and once a schema
-    // has parsed, its cached shape, error messages included).
-    Object.defineProperty(this, 'appRoute', { enumerable: false });
-    this.name = 'InvalidAnswerError';
-    this.status = answer.status;
-    this.body = answer.body;
-  }
-}
 
 function validate(route: AppRoute, response: { status: number; body: unknown }): { status: number; body: unknown } {
   // Undeclared statuses are left to ts-rest, which throws UnknownStatusError for them.

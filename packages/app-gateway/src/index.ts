@@ -1,19 +1,27 @@
-export { createGanymedeClient, DEFAULT_CALL_TIMEOUT_MS, InvalidAnswerError } from './ganymede-client.js';
+export { createGanymedeClient, DEFAULT_CALL_TIMEOUT_MS } from './ganymede-client.js';
 export type { CallOptions, GanymedeAnswer, GanymedeClient, GanymedeClientOptions, GanymedeRoute } from './ganymede-client.js';
 export { configToEnv, loadConfig, loadControlConfig, SETTINGS } from './config.js';
 export type { ControlConfig, GatewayConfig } from './config.js';
-export { ConfigError, ERROR_CODES, EXIT_CODES, GanymedeAnswerError, GanymedeTimeoutError, GatewayError } from './errors.js';
+export {
+  ConfigError,
+  ERROR_CODES,
+  EXIT_CODES,
+  GanymedeAnswerError,
+  GanymedeTimeoutError,
+  GatewayError,
+  InvalidAnswerError,
+  SupervisorAlreadyRunningError,
+  UsageError,
+} from './errors.js';
 export { Gateway } from './gateway.js';
 export type { GatewayOptions, HeldAllocation } from './gateway.js';
 export { createGatewayServer, gatewayRouter } from './http-api.js';
 export { checkNotice, importNoticeKey } from './notice.js';
 export type { NoticeCheck } from './notice.js';
 export type { AllocatedAnswer, GatewayView, Phase } from './http-api.js';
-export { CLI_PATH, gatewayCommand, spawnGateway } from './gateway-process.js';
-export type { GatewayProcess, LogRecord, ProcessExit, SpawnGatewayOptions } from './gateway-process.js';
-export { findFreePort } from '@ganymede/process-harness';
+export { findFreePort } from './free-port.js';
 export { backoffDelay, isTransient, retry } from './retry.js';
 export { decideShutdown, resolveShutdownReason, SHUTDOWN_SIGNALS, STOP_REASON_FILE } from './shutdown-reason.js';
 export type { ShutdownDecision, ShutdownRequest, ShutdownSignal } from './shutdown-reason.js';
-export { crashBackoff, DEFAULT_SUPERVISOR_BACKOFF, Supervisor, SupervisorAlreadyRunningError } from './supervisor.js';
+export { crashBackoff, DEFAULT_SUPERVISOR_BACKOFF, Supervisor } from './supervisor.js';
 export { CHILD_PID_FILE, SUPERVISOR_PID_FILE } from './pid-file.js';

@@ -15,7 +15,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
-import { EXIT_CODES } from './errors.js';
+import { EXIT_CODES, SupervisorAlreadyRunningError } from './errors.js';
 import { CHILD_PID_FILE, ensureRunDir, isAlive, readPid, removeFile, SUPERVISOR_PID_FILE, writePid } from './pid-file.js';
 import { STOP_REASON_FILE } from './shutdown-reason.js';
 
@@ -39,12 +39,6 @@ export interface SupervisorOptions {
 }
 
 export const DEFAULT_SUPERVISOR_BACKOFF: SupervisorBackoff = { baseMs: 100, capMs: 5_000, stableMs: 10_000 };
-
-export class SupervisorAlreadyRunningError extends Error {
-  constructor(readonly pid: number, runDir: string) {
-    super(`a supervisor (pid ${pid}) already runs for ${runDir}`);
-  }
-}
 
 interface ChildExit {
   code: number | null;

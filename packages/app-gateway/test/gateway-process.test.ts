@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type GatewayProcess, spawnGateway } from '../src/gateway-process.js';
+import { type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
 import {
   ALLOCATION,
   allocationAnswers,
@@ -30,7 +30,7 @@ afterEach(async () => {
 
 interface Setup {
   fake: FakeGanymede;
-  gateway: GatewayProcess;
+  gateway: GatewayChild;
   reloadMarker: string;
   runDir: string;
 }
@@ -41,7 +41,7 @@ async function start(answers: Partial<Record<RouteName, Responder>>, env: Record
   mkdirSync(runDir);
   const reloadMarker = join(dir, 'reloading');
   const fake = await startFakeGanymede(answers);
-  const gateway = spawnGateway('run', {
+  const gateway = spawnGatewayChild('run', {
     env: {
       GATEWAY_ID,
       GATEWAY_TOKEN,
@@ -246,7 +246,7 @@ describe('gateway run', () => {
     const fake = await startFakeGanymede();
     const url = fake.url;
     await fake.close();
-    const gateway = spawnGateway('run', {
+    const gateway = spawnGatewayChild('run', {
       env: { GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: url, GATEWAY_PORT: '0', GATEWAY_BOOT_TIMEOUT_MS: '300', GATEWAY_RUN_DIR: tmpdir() },
     });
     cleanups.push(() => gateway.kill());
@@ -261,7 +261,7 @@ describe('gateway run', () => {
   });
 
   it('invalid configuration: exit 2 with a clear message', async () => {
-    const gateway = spawnGateway('run', { env: { GATEWAY_ID: 'not-a-uuid', GATEWAY_TOKEN: '' } });
+    const gateway = spawnGatewayChild('run', { env: { GATEWAY_ID: 'not-a-uuid', GATEWAY_TOKEN: '' } });
     cleanups.push(() => gateway.kill());
     expect((await gateway.exited).code).toBe(2);
     expect(gateway.stderr()).toMatch(/GATEWAY_ID \(--id\).*uuid/i);

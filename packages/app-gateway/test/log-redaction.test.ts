@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type GatewayProcess, spawnGateway } from '../src/gateway-process.js';
+import { type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
 import { generateKeyPairSync } from 'node:crypto';
 import {
   ALLOCATION,
@@ -63,7 +63,7 @@ async function spawn(command: 'run' | 'supervise', answers: Partial<Record<Route
   const runDir = join(dir, 'run');
   mkdirSync(runDir);
   const fake: FakeGanymede = await startFakeGanymede(answers);
-  const proc = spawnGateway(command, {
+  const proc = spawnGatewayChild(command, {
     env: {
       GATEWAY_ID,
       GATEWAY_TOKEN,
@@ -93,7 +93,7 @@ async function spawn(command: 'run' | 'supervise', answers: Partial<Record<Route
 }
 
 /** Every line the process wrote, stdout and stderr, that gives a secret away. */
-function leaks(proc: GatewayProcess): string[] {
+function leaks(proc: GatewayChild): string[] {
   const lines = [...proc.logs.map((r) => JSON.stringify(r)), ...proc.stderr().split('\n')];
   return lines.filter(
     (line) => /bearer/i.test(line) || /eyJ[\w-]{8,}\.[\w-]{8,}/.test(line) || SECRETS.some((secret) => line.includes(secret)),

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { gatewayCommand, type GatewayProcess, type LogRecord, spawnGateway } from '../src/gateway-process.js';
+import { gatewayCommand, type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
+import type { LogRecord } from '@ganymede/testkit/logged-process';
 import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -17,7 +18,7 @@ afterEach(async () => {
 
 interface Setup {
   fake: FakeGanymede;
-  supervisor: GatewayProcess;
+  supervisor: GatewayChild;
   runDir: string;
   reloadMarker: string;
 }
@@ -28,7 +29,7 @@ async function supervise(answers: Partial<Record<RouteName, Responder>>, env: Re
   mkdirSync(runDir);
   const reloadMarker = join(dir, 'reloading');
   const fake = await startFakeGanymede(answers);
-  const supervisor = spawnGateway('supervise', {
+  const supervisor = spawnGatewayChild('supervise', {
     env: { GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: fake.url, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: runDir, GATEWAY_RELOAD_MARKER: reloadMarker, ...env },
   });
   cleanups.push(async () => {
@@ -50,7 +51,7 @@ async function supervise(answers: Partial<Record<RouteName, Responder>>, env: Re
 }
 
 /** Resolves with the next gateway child that serves, from log index `from`. */
-async function nextServingChild(supervisor: GatewayProcess, from: number, notPid?: number): Promise<LogRecord> {
+async function nextServingChild(supervisor: GatewayChild, from: number, notPid?: number): Promise<LogRecord> {
   return supervisor.waitForLog((r) => r.role === 'gateway' && r.event === 'serving' && r.pid !== notPid, { from });
 }
 
@@ -157,7 +158,7 @@ describe('gateway supervise', () => {
   });
 
   it('invalid configuration: exit 2 before any child starts', async () => {
-    const supervisor = spawnGateway('supervise', { env: { GATEWAY_ID: GATEWAY_ID, GATEWAY_TOKEN: '', GATEWAY_PORT: 'x' } });
+    const supervisor = spawnGatewayChild('supervise', { env: { GATEWAY_ID: GATEWAY_ID, GATEWAY_TOKEN: '', GATEWAY_PORT: 'x' } });
     cleanups.push(() => supervisor.kill());
     expect((await supervisor.exited).code).toBe(2);
     expect(supervisor.logs.some((r) => r.event === 'child_started')).toBe(false);

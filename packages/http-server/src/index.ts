@@ -186,7 +186,7 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
       responseValidation: true,
       requestValidationErrorHandler: (error, _request, reply) => {
         const { status, body } = errorReply(error);
-        return reply.status(status).send(body);
+        void reply.status(status).send(body);
       },
     });
   });

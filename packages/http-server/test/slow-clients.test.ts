@@ -4,7 +4,7 @@
  * closed, while running and at shutdown. Timeouts are shortened here; the defaults are in `DEFAULT_HTTP_TIMEOUTS`.
  */
 import { ERROR_CODES } from '@ganymede/contracts';
-import { rawHttp } from '@ganymede/testkit';
+import { rawHttp } from '@ganymede/testkit/raw-http';
 import { initContract } from '@ts-rest/core';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -14,6 +14,3 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
-
-/** PostgreSQL error codes this code reacts to. */
-export const PG_UNIQUE_VIOLATION = '23505';

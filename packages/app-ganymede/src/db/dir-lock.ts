@@ -18,19 +18,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
-
-export class DataDirLockedError extends Error {
-  readonly code = 'DATA_DIR_LOCKED';
-  constructor(
-    readonly dataDir: string,
-    readonly holderPid: number | null,
-  ) {
-    super(
-      `the data directory ${dataDir} is in use by another ganymede (pid ${holderPid ?? 'unknown'}); ` +
-        'stop it first, or give this one another --data-dir',
-    );
-  }
-}
+import { DataDirLockedError } from '../errors.js';
 
 export interface DirLock {
   release(): Promise<void>;

@@ -1,16 +1,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { SchemaTooNewError } from '../errors.js';
 import type { Database } from './database.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 /** Any constant works: it only has to be the same in every replica. */
 const MIGRATION_LOCK = 7_400_100;
 
-export class SchemaTooNewError extends Error {
-  constructor(readonly databaseVersion: number, readonly codeVersion: number) {
-    super(`the database schema is at version ${databaseVersion}, newer than this code's ${codeVersion}: upgrade Ganymede`);
-  }
-}
 
 interface Migration {
   version: number;

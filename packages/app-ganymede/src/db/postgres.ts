@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { type Database, PG_UNIQUE_VIOLATION, type Queryable } from './database.js';
+import { GanymedeError, PG_ERRORS } from '../errors.js';
+import type { Database, Queryable } from './database.js';
 
 export interface PostgresOptions {
   url: string;
@@ -12,7 +13,7 @@ export interface PostgresOptions {
 /** PostgreSQL proper through a `pg` pool. */
 export async function openPostgres(options: PostgresOptions): Promise<Database> {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
-    throw new Error(`invalid schema name ${JSON.stringify(options.schema)}: use lower-case letters, digits and _`);
+    throw new GanymedeError('SCHEMA_NAME_INVALID', `invalid schema name ${JSON.stringify(options.schema)}: use lower-case letters, digits and _`);
   }
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -23,12 +24,12 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
   // Fail now, with the server's reason, rather than at the first request.
   const probe = await pool.connect().catch(async (cause: unknown) => {
     await pool.end();
-    throw new Error(`cannot reach PostgreSQL at ${redact(options.url)}: ${(cause as Error).message}`, { cause });
+    throw new GanymedeError('DATABASE_UNREACHABLE', `cannot reach PostgreSQL at ${redact(options.url)}: ${(cause as Error).message}`, { cause });
   });
   try {
     // Two replicas creating it at once: one wins, the other sees a duplicate; both then find it there.
     if (options.schema) await probe.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`).catch((error: { code?: string }) => {
-      if (error.code !== PG_UNIQUE_VIOLATION && error.code !== '42P06') throw error;
+      if (error.code !== PG_ERRORS.uniqueViolation && error.code !== PG_ERRORS.duplicateSchema) throw error;
     });
   } finally {
     probe.release();

@@ -1,71 +1,28 @@
 /**
- * The allocation state machine, one SQL statement per transition. Each statement writes its audit row
- * (and, where the process goes away, clears the gateway's readiness) in the same statement, so a crash
- * at any instant leaves either all of a transition or none of it.
+ * The allocation state machine, one SQL statement per transition. Each statement writes its audit row (and,
+ * where the process goes away, clears the gateway's readiness) in the same statement, so a crash at any instant
+ * leaves either all of a transition or none of it.
  *
- *   active ──restart──▶ restarting ──reclaim──▶ active
- *   active | restarting ──stop / restart timeout / unreachable──▶ ended (terminal)
+ *            allocate                 restart                  ready (new process): reclaim, epoch + 1
+ *   (free) ──────────▶ active ─────────────────▶ restarting ─────────────────────────────▶ active
+ *                       │  ▲ ready (another process: the last one died): crash reclaim, epoch + 1
+ *                       │  └─┘
+ *                       │
+ *                       ├─ stop ─────────────────────────────────────▶ ended (stop, idle, decommission)
+ *                       ├─ not taken, never claimed (rollBack) ──────▶ ended (gateway_unreachable)
+ *                       ├─ the crash-loop-limit-th crash reclaim ────▶ ended (crash_loop)
+ *                       └─ lease lapsed past its grace (liveness.ts) ▶ ended (lease_expired)
+ *   restarting ─┬─ stop ─────────────────────────────────────────────▶ ended (stop, idle, decommission)
+ *               └─ deadline passed (expireRestarts) ─────────────────▶ ended (restart_timeout)
+ *
+ * `ended` is terminal and epochs never decrease (triggers, migration 001).
  */
-import type { AllocationEvent, AllocationState, EndedReason, RestartReason, StopReason } from '@ganymede/contracts';
+import type { RestartReason, StopReason } from '@ganymede/contracts';
 import type { Queryable } from '../db/database.js';
+import type { LeaseInfo, LivenessPolicy } from './liveness.js';
+import { DEFAULT_LIVENESS } from './liveness.js';
+import { type Allocation, allocationColumns, audit, COLUMNS, toAllocation } from './rows.js';
 import { iso } from './time.js';
-
-export interface Allocation {
-  allocation_id: string;
-  gateway_id: string;
-  gateway_url: string;
-  organization_id: string;
-  state: AllocationState;
-  epoch: number;
-  restart_deadline: string | null;
-  ended_at: string | null;
-  ended_reason: EndedReason | null;
-  updated_at: string;
-}
-
-/** Columns of `a` (allocations) joined with `g` (gateways), mapped to `Allocation` by `toAllocation`. */
-const COLUMNS = `a.id AS allocation_id, a.gateway_id, g.url AS gateway_url, a.organization_id, a.state, a.epoch,
-  a.restart_deadline, a.ended_at, a.ended_reason, a.updated_at`;
-
-export const toAllocation = (r: Record<string, unknown>): Allocation => ({
-  allocation_id: r.allocation_id as string,
-  gateway_id: r.gateway_id as string,
-  gateway_url: r.gateway_url as string,
-  organization_id: r.organization_id as string,
-  state: r.state as AllocationState,
-  epoch: Number(r.epoch),
-  restart_deadline: iso(r.restart_deadline),
-  ended_at: iso(r.ended_at),
-  ended_reason: (r.ended_reason as EndedReason | null) ?? null,
-  updated_at: iso(r.updated_at)!,
-});
-
-/** Appends one audit row per row of the CTE `source` (which must expose id, gateway_id, organization_id, epoch). */
-const audit = (source: string, kind: string, reason: string) =>
-  `INSERT INTO allocation_events (allocation_id, gateway_id, organization_id, kind, reason, epoch)
-   SELECT id, gateway_id, organization_id, '${kind}', ${reason}, epoch FROM ${source}`;
-
-export async function getAllocation(db: Queryable, allocationId: string): Promise<Allocation | null> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1`,
-    [allocationId],
-  );
-  return rows[0] ? toAllocation(rows[0]) : null;
-}
-
-export type LiveAllocation = Allocation & { state: Exclude<AllocationState, 'ended'> };
-
-/** The gateway's live allocation; `undefined` when no such gateway is registered. */
-export async function liveAllocationOfGateway(db: Queryable, gatewayId: string): Promise<LiveAllocation | null | undefined> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM gateways g LEFT JOIN allocations a ON a.gateway_id = g.id AND a.state <> 'ended'
-     WHERE g.id = $1`,
-    [gatewayId],
-  );
-  const row = rows[0];
-  if (!row) return undefined;
-  return row.allocation_id ? (toAllocation(row) as LiveAllocation) : null;
-}
 
 /**
  * A gateway `g` is allocatable when its process said ready, its lease (if it ever took one: older gateways
@@ -128,9 +85,7 @@ async function allocateOnce(db: Queryable, organizationId: string): Promise<Allo
      ), ev AS (${audit('ins', 'allocated', 'NULL')})
      SELECT *, false AS created FROM existing
      UNION ALL
-     SELECT ins.id, ins.gateway_id, pick.url, ins.organization_id, ins.state, ins.epoch, ins.restart_deadline,
-            ins.ended_at, ins.ended_reason, ins.updated_at, true
-     FROM ins JOIN pick ON pick.id = ins.gateway_id`,
+     SELECT ${allocationColumns('ins', 'pick.url')}, true FROM ins JOIN pick ON pick.id = ins.gateway_id`,
     [organizationId],
   );
   const row = rows[0];
@@ -144,22 +99,6 @@ export async function anyGatewayFree(db: Queryable): Promise<boolean> {
     `SELECT EXISTS (SELECT 1 FROM gateways g WHERE ${ALLOCATABLE}) AS free`,
   );
   return rows[0]?.free === true;
-}
-
-/** The liveness rules `ready`, `renewLease` and the reaper apply. */
-export interface LivenessPolicy {
-  leaseSeconds: number;
-  /** A gateway that reclaims after this many deaths within the window loses the allocation. */
-  crashLoopLimit: number;
-  crashLoopWindowSeconds: number;
-}
-
-export const DEFAULT_LIVENESS: LivenessPolicy = { leaseSeconds: 10, crashLoopLimit: 5, crashLoopWindowSeconds: 300 };
-
-/** A lease as the contract tells it: when it lapses (null: never renewed, an older gateway) and its length. */
-export interface LeaseInfo {
-  expires_at: string | null;
-  seconds: number;
 }
 
 export type ReadyResult =
@@ -270,108 +209,6 @@ export async function ready(
   return { kind: 'ok', allocation, reclaimed: row.reclaimed === true, lease };
 }
 
-export type LeaseResult =
-  | { kind: 'ok'; lease: LeaseInfo; allocation: Allocation | null }
-  | { kind: 'forbidden' | 'superseded' | 'ended' }
-  | { kind: 'stale_epoch'; current: number };
-
-/**
- * One renewal, one statement. Fenced: only the gateway's current process (its last /ready's instance id),
- * still serving what it says at the epoch it says, renews; anything else is refused and changes nothing.
- * `superseded` and `stale_epoch` mean another process took over: the caller must stand down. `ended` means
- * its allocation is gone: it stops serving it and may say ready again.
- */
-export async function renewLease(
-  db: Queryable,
-  gatewayId: string,
-  instanceId: string,
-  allocationId: string | null,
-  epoch: number | null,
-  leaseSeconds: number,
-): Promise<LeaseResult> {
-  const { rows } = await db.query(
-    `WITH gw AS (SELECT id, instance_id FROM gateways WHERE id = $1),
-     claimed AS (SELECT id, gateway_id, state, epoch FROM allocations WHERE id = $3),
-     upd AS (
-       -- A live process renewing is back in the pool if a rollback or a lapsed lease had taken it out.
-       UPDATE gateways g SET lease_expires_at = now() + make_interval(secs => $5), ready_at = coalesce(g.ready_at, now())
-       WHERE g.id = $1 AND g.instance_id = $2
-         AND ($3::uuid IS NULL OR EXISTS (
-           SELECT 1 FROM claimed c WHERE c.gateway_id = $1 AND c.state <> 'ended' AND ($4::int IS NULL OR c.epoch = $4::int)))
-       RETURNING g.lease_expires_at
-     )
-     SELECT (SELECT instance_id FROM gw) AS instance_id, EXISTS (SELECT 1 FROM gw) AS known,
-            (SELECT lease_expires_at FROM upd) AS lease_expires_at,
-            c.gateway_id AS claimed_gateway, c.state AS claimed_state, c.epoch AS claimed_epoch,
-            ${COLUMNS}
-     FROM (SELECT 1) one
-     LEFT JOIN claimed c ON true
-     LEFT JOIN allocations a ON a.gateway_id = $1 AND a.state <> 'ended'
-     LEFT JOIN gateways g ON g.id = a.gateway_id`,
-    [gatewayId, instanceId, allocationId, epoch, leaseSeconds],
-  );
-  const row = rows[0]!;
-  if (!row.known) return { kind: 'forbidden' };
-  if (row.lease_expires_at) {
-    const allocation = row.allocation_id ? toAllocation(row) : null;
-    return { kind: 'ok', lease: { expires_at: iso(row.lease_expires_at), seconds: leaseSeconds }, allocation };
-  }
-  // A stop or a restart timeout lets the gateway's process go (no instance is current): nobody took over, so a
-  // process that names the allocation that ended under it is told just that.
-  const letGo = row.instance_id === null && allocationId !== null && row.claimed_gateway === gatewayId && row.claimed_state === 'ended';
-  if (row.instance_id !== instanceId && !letGo) return { kind: 'superseded' };
-  if (allocationId && row.claimed_gateway !== null && row.claimed_gateway !== gatewayId) return { kind: 'forbidden' };
-  if (allocationId && (row.claimed_state === null || row.claimed_state === 'ended')) return { kind: 'ended' };
-  if (allocationId && epoch !== null && Number(row.claimed_epoch) !== epoch) {
-    return { kind: 'stale_epoch', current: Number(row.claimed_epoch) };
-  }
-  return { kind: 'ended' };
-}
-
-/**
- * Ends active allocations whose gateway's lease lapsed more than `graceSeconds` ago: the organization's
- * next /gateway/start then gets a live gateway. The gateway leaves the pool until its process renews or
- * says ready again (a paused process that resumes learns from its renewal that the allocation ended).
- */
-export async function expireLeases(db: Queryable, graceSeconds: number): Promise<Allocation[]> {
-  const { rows } = await db.query(
-    `WITH upd AS (
-       UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'lease_expired', updated_at = now()
-       WHERE id IN (
-         SELECT a.id FROM allocations a JOIN gateways g ON g.id = a.gateway_id
-         WHERE a.state = 'active' AND g.lease_expires_at < now() - make_interval(secs => $1)
-         -- Both rows: a renewal (or reclaim) committing meanwhile is re-checked, never overruled.
-         FOR UPDATE OF a, g SKIP LOCKED
-       )
-       RETURNING *
-     ), gw AS (UPDATE gateways SET ready_at = NULL FROM upd WHERE gateways.id = upd.gateway_id),
-     ev AS (${audit('upd', 'lease_expired', `'lease_expired'`)})
-     SELECT upd.id AS allocation_id, upd.gateway_id, g.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
-            upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at
-     FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
-    [graceSeconds],
-  );
-  return rows.map(toAllocation);
-}
-
-/**
- * The control plane's heartbeat, run by every reaper pass. When no reaper ran for longer than
- * `outageSeconds` (every replica was down), expiry is held back for one lease period, so gateways that
- * could not renew or reclaim while nobody answered get a full period to reach it again. Answers whether
- * expiry is held back now.
- */
-export async function controlPlaneHeartbeat(db: Queryable, outageSeconds: number, leaseSeconds: number): Promise<boolean> {
-  const { rows } = await db.query<{ held: boolean }>(
-    `UPDATE control_plane SET
-       expiry_held_until = CASE WHEN now() - last_reaped_at > make_interval(secs => $1)
-                                THEN greatest(expiry_held_until, now() + make_interval(secs => $2))
-                                ELSE expiry_held_until END,
-       last_reaped_at = now()
-     RETURNING expiry_held_until > now() AS held`,
-    [outageSeconds, leaseSeconds],
-  );
-  return rows[0]?.held === true;
-}
 
 export type FencedResult = { kind: 'ok'; allocation: Allocation } | { kind: 'not_found' | 'ended' } | { kind: 'stale_epoch'; current: number };
 
@@ -474,26 +311,7 @@ export async function expireRestarts(db: Queryable): Promise<Allocation[]> {
        RETURNING *
      ), gw AS (UPDATE gateways SET ready_at = NULL, instance_id = NULL FROM upd WHERE gateways.id = upd.gateway_id),
      ev AS (${audit('upd', 'restart_timed_out', `'restart_timeout'`)})
-     SELECT upd.id AS allocation_id, upd.gateway_id, g.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
-            upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at
-     FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
+     SELECT ${allocationColumns('upd')} FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
   );
   return rows.map(toAllocation);
-}
-
-type AllocationEventKind = AllocationEvent['kind'];
-
-export interface AllocationEventRow {
-  kind: AllocationEventKind;
-  reason: string | null;
-  epoch: number;
-  at: string;
-}
-
-export async function eventsOf(db: Queryable, allocationId: string): Promise<AllocationEventRow[]> {
-  const { rows } = await db.query(
-    'SELECT kind, reason, epoch, at FROM allocation_events WHERE allocation_id = $1 ORDER BY id',
-    [allocationId],
-  );
-  return rows.map((r) => ({ kind: r.kind as AllocationEventKind, reason: (r.reason as string) ?? null, epoch: Number(r.epoch), at: iso(r.at)! }));
 }

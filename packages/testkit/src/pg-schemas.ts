@@ -1,27 +1,13 @@
 /**
- * PostgreSQL schemas for test runs, with no test-runner code in it: used by the suite (database.ts), the
- * global setup, and the harness of real processes (a Ganymede process started by an end-to-end test on
- * PostgreSQL works in a schema of the run).
+ * PostgreSQL schemas for test runs, with no test-runner code in it: used by Ganymede's suite
+ * (packages/app-ganymede/test/database.ts), the global setup, the Ganymede processes of the end-to-end tests
+ * (each works in a schema of the run), the replica tests and the benchmark.
  *
  * A schema is named `gtest_<run>_<…>`; the run id starts with the run's start time, so that a later run can
  * sweep what a killed one left.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
-
-export type TestDatabaseKind = 'pglite' | 'postgres';
-
-export const DEFAULT_TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
-
-/** GANYMEDE_TEST_DATABASE: pglite (the default, also when unset or empty) or postgres. Anything else is refused. */
-export function testDatabaseKind(env: NodeJS.ProcessEnv = process.env): TestDatabaseKind {
-  const value = (env.GANYMEDE_TEST_DATABASE ?? '').trim().toLowerCase();
-  if (value === '' || value === 'pglite') return 'pglite';
-  if (value === 'postgres' || value === 'postgresql') return 'postgres';
-  throw new Error(`GANYMEDE_TEST_DATABASE must be pglite or postgres, not ${JSON.stringify(env.GANYMEDE_TEST_DATABASE)}`);
-}
-
-export const testDatabaseUrl = (env: NodeJS.ProcessEnv = process.env) => env.TEST_DATABASE_URL || DEFAULT_TEST_DATABASE_URL;
 
 /** A run id that ages: base-36 seconds since the epoch, then four hex digits. */
 export function newRunId(): string {
@@ -44,8 +30,6 @@ export function schemaRunStart(schema: string): number {
 
 /** A short, stable tag for a path: a Ganymede data directory maps to the same schema on every start. */
 export const pathTag = (path: string) => createHash('sha256').update(path).digest('hex').slice(0, 12);
-
-export const redactUrl = (url: string) => url.replace(/(\/\/[^:/@]+):[^@]*@/, '$1:***@');
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });

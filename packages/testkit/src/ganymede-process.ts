@@ -1,18 +1,19 @@
 /**
- * The whole system as real processes: a Ganymede server, gateways registered through its CLI, supervised
- * gateway processes, and the calls a frontend makes. Used by the demo, the end-to-end tests and the benchmark.
+ * Ganymede's CLI as a real process (`ganymede serve`) for the demo, the end-to-end and replica tests and the
+ * benchmark, with what they ask of it: its typed client, its one-shot commands, tokens, the log line of a
+ * gateway saying ready, and the frontend's call for an organization's gateway.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { loadSigningKey, Tokens } from '@ganymede/app-ganymede';
-import { ganymedeContract, gatewayContract } from '@ganymede/contracts';
+import { findFreePort } from '@ganymede/app-gateway';
+import { ganymedeContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
-import { spawnGateway, type GatewayProcess as GatewayChild } from '@ganymede/app-gateway';
-import { findFreePort, type LoggedProcess, type LogRecord } from '@ganymede/process-harness';
-import { pathTag, schemaPrefix, testDatabaseKind, testDatabaseUrl } from '../packages/app-ganymede/test/schemas.js';
-import { GANYMEDE_CLI, GATEWAY_CLI, runCli, spawnCli } from './processes.js';
+import { runCli, spawnCli } from './cli-process.js';
+import { GANYMEDE_CLI } from './clis.js';
+import type { LoggedProcess, LogRecord } from './logged-process.js';
+import { pathTag, schemaPrefix } from './pg-schemas.js';
+import { tempDir } from './temp-dir.js';
+import { testDatabaseKind, testDatabaseUrl } from './test-database.js';
 
 export interface GanymedeProcess {
   proc: LoggedProcess;
@@ -24,9 +25,7 @@ export interface GanymedeProcess {
   cli(...args: string[]): Promise<string>;
 }
 
-export const tempDir = (prefix: string) => mkdtemp(join(tmpdir(), `${prefix}-`));
-
-export interface StartGanymedeOptions {
+export interface StartGanymedeProcessOptions {
   /** Holds the signing key, and the embedded database when there is no `databaseUrl`. */
   dataDir?: string;
   port?: number;
@@ -46,7 +45,7 @@ export interface StartGanymedeOptions {
 }
 
 /** Where a Ganymede process keeps its data: `databaseUrl`, the test run's schema for `dataDir`, or the embedded database. */
-function storageEnv(dataDir: string, options: StartGanymedeOptions): NodeJS.ProcessEnv {
+function storageEnv(dataDir: string, options: StartGanymedeProcessOptions): NodeJS.ProcessEnv {
   if (options.embedded) return { DATABASE_URL: '', GANYMEDE_DB_SCHEMA: '' };
   if (options.databaseUrl) return { DATABASE_URL: options.databaseUrl, GANYMEDE_DB_SCHEMA: options.schema ?? '' };
   if (testDatabaseKind() === 'postgres') {
@@ -55,7 +54,8 @@ function storageEnv(dataDir: string, options: StartGanymedeOptions): NodeJS.Proc
   return storageEnv(dataDir, { embedded: true }); // the embedded database, whatever this shell says
 }
 
-export async function startGanymede(options: StartGanymedeOptions = {}): Promise<GanymedeProcess> {
+/** `ganymede serve`, resolved once it listens. */
+export async function startGanymedeProcess(options: StartGanymedeProcessOptions = {}): Promise<GanymedeProcess> {
   const dataDir = options.dataDir ?? (await tempDir('ganymede'));
   const port = options.port ?? (await findFreePort());
   const env = {
@@ -66,7 +66,7 @@ export async function startGanymede(options: StartGanymedeOptions = {}): Promise
     ...storageEnv(dataDir, options),
     ...options.env,
   };
-  const proc = spawnCli(GANYMEDE_CLI, ['serve'], env, options.echo);
+  const proc = spawnCli(GANYMEDE_CLI, ['serve'], { env, echo: options.echo });
   try {
     await proc.waitForLog((l) => String(l.msg).startsWith('Server listening'), { timeoutMs: 30_000 });
   } catch (error) {
@@ -85,53 +85,12 @@ export async function startGanymede(options: StartGanymedeOptions = {}): Promise
   };
 }
 
-export interface RegisteredGateway {
-  gateway_id: string;
-  token: string;
-  port: number;
-  url: string;
-}
-
-export async function registerGateway(g: GanymedeProcess): Promise<RegisteredGateway> {
-  const port = await findFreePort();
-  const url = `http://127.0.0.1:${port}`;
-  const { gateway_id, token } = JSON.parse(await g.cli('gateway', 'add', '--url', url, '--json'));
-  return { gateway_id, token, port, url };
-}
-
 export async function userToken(g: GanymedeProcess, organizationId: string): Promise<string> {
   return JSON.parse(await g.cli('token', 'user', '--organization', organizationId, '--json')).token;
 }
 
-export interface GatewayProcess {
-  proc: GatewayChild;
-  gw: RegisteredGateway;
-  runDir: string;
-  marker: string;
-  env: NodeJS.ProcessEnv;
-  cli(...args: string[]): Promise<string>;
-}
-
-/** A gateway run under its supervisor (`supervise`) or alone (`run`). */
-export async function startGateway(
-  g: GanymedeProcess,
-  gw: RegisteredGateway,
-  mode: 'supervise' | 'run' = 'supervise',
-  extraEnv: NodeJS.ProcessEnv = {},
-): Promise<GatewayProcess> {
-  const runDir = await tempDir('gateway-run');
-  const marker = join(runDir, 'reloading');
-  const env = {
-    GATEWAY_ID: gw.gateway_id,
-    GATEWAY_TOKEN: gw.token,
-    GANYMEDE_URL: g.url,
-    GATEWAY_PORT: String(gw.port),
-    GATEWAY_RUN_DIR: runDir,
-    GATEWAY_RELOAD_MARKER: marker,
-    ...extraEnv,
-  };
-  const proc = spawnGateway(mode, { env });
-  return { proc, gw, runDir, marker, env, cli: (...args) => runCli(GATEWAY_CLI, args, env) };
+export async function adminToken(g: GanymedeProcess): Promise<string> {
+  return new Tokens(await loadSigningKey(undefined, g.dataDir)).sign({ typ: 'admin', sub: 'testkit' });
 }
 
 /** Resolves when Ganymede logs that this gateway said ready (optionally: serving at the given epoch). */
@@ -142,16 +101,9 @@ export function gatewayReady(g: GanymedeProcess, gatewayId: string, epoch?: numb
   );
 }
 
-export const gatewayClient = (gw: RegisteredGateway) =>
-  initClient(gatewayContract, { baseUrl: gw.url, baseHeaders: {}, throwOnUnknownStatus: true });
-
 /** What a frontend does: a user of a new organization asks Ganymede for its gateway. */
 export async function startOrganization(g: GanymedeProcess, organizationId = randomUUID()) {
   const token = await userToken(g, organizationId);
   const res = await g.api.start({ headers: { authorization: `Bearer ${token}` }, body: { organization_id: organizationId } });
   return { organizationId, token, res };
-}
-
-export async function adminToken(g: GanymedeProcess): Promise<string> {
-  return new Tokens(await loadSigningKey(undefined, g.dataDir)).sign({ typ: 'admin', sub: 'harness' });
 }

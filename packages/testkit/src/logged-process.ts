@@ -3,7 +3,6 @@
  * benchmark can await the line that says what they wait for instead of sleeping.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
 /** One log line: pino's fields (level, time, msg, pid, …) and whatever else the process logs. */
@@ -40,7 +39,7 @@ export interface LoggedProcess {
   kill(): Promise<ProcessExit>;
 }
 
-export interface SpawnOptions {
+export interface SpawnLoggedOptions {
   /** Environment added to (and overriding) this process's. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -48,7 +47,7 @@ export interface SpawnOptions {
   echo?: boolean;
 }
 
-export function spawnLogged(file: string, args: readonly string[], options: SpawnOptions = {}): LoggedProcess {
+export function spawnLogged(file: string, args: readonly string[], options: SpawnLoggedOptions = {}): LoggedProcess {
   const child = spawn(file, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
@@ -140,15 +139,8 @@ export function spawnLogged(file: string, args: readonly string[], options: Spaw
   };
 }
 
-/** A free TCP port, found by listening on port 0 and closing (someone else may take it before you do). */
-export function findFreePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ port: 0, host }, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+/** Sends `signal` unless the process already exited, and waits for the exit. */
+export async function stopProcess(p: LoggedProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<ProcessExit> {
+  p.signal(signal);
+  return p.exited;
 }
