@@ -47,10 +47,15 @@ async function main(): Promise<void> {
     check(res.status === 201, `allocated (HTTP ${res.status})`);
     if (res.status !== 201) throw new Error(JSON.stringify(res.body));
     const allocationId = res.body.allocation_id;
-    console.log(`  organization ${organizationId}\n  allocation ${allocationId} on gateway ${res.body.gateway_id}, epoch ${res.body.epoch}`);
+    console.log(
+      `  organization ${organizationId}\n  allocation ${allocationId} on gateway ${res.body.gateway_id}, epoch ${res.body.epoch}`,
+    );
     const client = gatewayClient(gw1);
     const served = await client.serve({ params: { organization_id: organizationId } });
-    check(served.status === 200 && served.body.allocation_id === allocationId, `gateway 1 serves the organization (pid ${served.status === 200 ? served.body.pid : '?'})`);
+    check(
+      served.status === 200 && served.body.allocation_id === allocationId,
+      `gateway 1 serves the organization (pid ${served.status === 200 ? served.body.pid : '?'})`,
+    );
     const before = served.status === 200 ? served.body : undefined;
 
     step('Restart the gateway for a reload (gateway reload: SIGHUP through the supervisor)');
@@ -85,7 +90,8 @@ async function main(): Promise<void> {
     if (history.status !== 200) throw new Error(`allocation history answered ${history.status}`);
     check(history.body.state === 'ended' && history.body.ended_reason === 'stop', `allocation ended (reason ${history.body.ended_reason})`);
     console.log('  audit trail:');
-    for (const e of history.body.events) console.log(`    ${e.at}  ${e.kind.padEnd(18)} epoch ${e.epoch}${e.reason ? `  (${e.reason})` : ''}`);
+    for (const e of history.body.events)
+      console.log(`    ${e.at}  ${e.kind.padEnd(18)} epoch ${e.epoch}${e.reason ? `  (${e.reason})` : ''}`);
     const kinds = history.body.events.map((e) => e.kind).join(',');
     check(kinds === 'allocated,restart_requested,reclaimed,stopped', 'allocated → restart requested → reclaimed → stopped');
 

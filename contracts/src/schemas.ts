@@ -9,8 +9,7 @@ export type RestartReason = z.infer<typeof RestartReason>;
 export type StopReason = z.infer<typeof StopReason>;
 export type ShutdownReason = RestartReason | StopReason;
 
-export const isRestartReason = (reason: string): reason is RestartReason =>
-  (RESTART_REASONS as readonly string[]).includes(reason);
+export const isRestartReason = (reason: string): reason is RestartReason => (RESTART_REASONS as readonly string[]).includes(reason);
 
 /** Why an allocation ended: a stop reason, or a decision Ganymede took on its own. */
 export const EndedReason = z.enum([...STOP_REASONS, 'restart_timeout', 'gateway_unreachable', 'lease_expired', 'crash_loop']);

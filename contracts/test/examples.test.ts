@@ -6,8 +6,8 @@ import { ganymedeContract, ganymedeExamples, gatewayContract, gatewayExamples } 
 type Example = { request: { body?: unknown; headers?: unknown; params?: unknown }; responses: Record<number, unknown> };
 
 const suites: [string, Record<string, AppRoute>, Record<string, Example>][] = [
-  ['ganymede', ganymedeContract as unknown as Record<string, AppRoute>, ganymedeExamples],
-  ['gateway', gatewayContract as unknown as Record<string, AppRoute>, gatewayExamples],
+  ['ganymede', ganymedeContract, ganymedeExamples],
+  ['gateway', gatewayContract, gatewayExamples],
 ];
 
 describe.each(suites)('%s examples', (_name, contract, examples) => {

@@ -77,7 +77,7 @@ function servePoller(url: string, organizationId: string) {
   return { once, until, close: () => pool.destroy() };
 }
 
-const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time as string).getTime());
+const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time).getTime());
 
 async function gatewayEnv(g: BenchGanymede, dir: string, port: number) {
   const added = await g.client(0).addGateway(g.admin, { url: `http://127.0.0.1:${port}` });

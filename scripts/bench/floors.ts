@@ -36,8 +36,21 @@ export async function bareFastify(options: { connections: number; durationSecond
     const { url } = (await server.waitForLog((l) => l.event === 'listening', { timeoutMs: 30_000 })) as { url: string };
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [AUTOCANNON, '--json', '-c', String(options.connections), '-d', String(options.durationSeconds), '-m', 'POST',
-        '-H', 'content-type=application/json', '-b', JSON.stringify({ organization_id: '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6e' }), `${url}/echo`],
+      [
+        AUTOCANNON,
+        '--json',
+        '-c',
+        String(options.connections),
+        '-d',
+        String(options.durationSeconds),
+        '-m',
+        'POST',
+        '-H',
+        'content-type=application/json',
+        '-b',
+        JSON.stringify({ organization_id: '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6e' }),
+        `${url}/echo`,
+      ],
       { maxBuffer: 16 * 1024 * 1024, timeout: (options.durationSeconds + 30) * 1000 },
     );
     const result = JSON.parse(stdout) as { requests: { average: number }; latency: { p50: number }; errors: number; non2xx: number };

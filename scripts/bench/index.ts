@@ -122,7 +122,9 @@ async function main(): Promise<number> {
           row.rss_idle_mib = g.rss();
           row.result = await restartStorm(g, { count: SIZES.stormGateways, concurrency: SIZES.stormConcurrency });
           row.rss_after_mib = g.rss();
-          say(`   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}, doubled ${row.result.doubled}`);
+          say(
+            `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}, doubled ${row.result.doubled}`,
+          );
         } finally {
           await g.close();
         }

@@ -73,7 +73,12 @@ export function evaluateTargets(r: BenchResults): Target[] {
   for (const row of r.storms) {
     const limit = row.kind === 'pglite' ? 2000 : 1000;
     if (row.skipped) {
-      targets.push({ what: `Storm fully reclaimed, ${row.backend}`, target: `≤ ${limit / 1000} s`, measured: `skipped: ${row.skipped}`, status: 'skipped' });
+      targets.push({
+        what: `Storm fully reclaimed, ${row.backend}`,
+        target: `≤ ${limit / 1000} s`,
+        measured: `skipped: ${row.skipped}`,
+        status: 'skipped',
+      });
       continue;
     }
     const s = row.result;
@@ -217,14 +222,20 @@ export function renderTable(r: BenchResults): string {
   const header = ['measure', 'figure', 'floor, same run', 'ratio'];
   const body = rows(r);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const targets = (r.targets ?? []).map((t) => `  ${t.status.toUpperCase().padEnd(7)} ${t.what}: ${t.measured} (target ${t.target})`);
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), '', 'targets:', ...targets].join('\n');
 }
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 const mdTable = (header: string[], body: string[][]) =>
-  [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...body.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+  [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...body.map((r) => `| ${r.map(cell).join(' | ')} |`)].join(
+    '\n',
+  );
 
 export function renderMarkdown(r: BenchResults): string {
   const m = r.machine;
@@ -281,7 +292,10 @@ ${mdTable(['measure', 'figure', 'floor, same run', 'ratio'], rows(r))}
 ${r.errors.length ? `\n**Phases that failed:** ${r.errors.map((e) => `\`${e}\``).join('; ')}\n` : ''}
 ## Targets
 
-${mdTable(['target', 'goal', 'measured', 'status'], (r.targets ?? []).map((t) => [t.what, t.target, t.measured, t.status === 'met' ? '**met**' : t.status]))}
+${mdTable(
+  ['target', 'goal', 'measured', 'status'],
+  (r.targets ?? []).map((t) => [t.what, t.target, t.measured, t.status === 'met' ? '**met**' : t.status]),
+)}
 
 ## Details
 

@@ -19,7 +19,7 @@ const run = (args: string[], env: NodeJS.ProcessEnv) =>
 const statusOf = async (g: Awaited<ReturnType<typeof ganymede>>) => JSON.parse(await g.cli('status', '--json')) as { gateway_id: string }[];
 
 describe('one owner per data directory', () => {
-  it('a second server on the same directory exits 1 naming the holder\'s pid, and the first one keeps every write', async () => {
+  it("a second server on the same directory exits 1 naming the holder's pid, and the first one keeps every write", async () => {
     const first = await ganymede({ embedded: true });
     const gw = await registerGateway(first);
     const second = await run(['serve', '--port', '0'], { ...first.env, GANYMEDE_PORT: '0' });
@@ -40,7 +40,7 @@ describe('one owner per data directory', () => {
     expect((await statusOf(next)).map((g) => g.gateway_id)).toEqual([gw.gateway_id]);
   });
 
-  it('the operators\' commands never create a signing key: from another directory they fail and say why', async () => {
+  it("the operators' commands never create a signing key: from another directory they fail and say why", async () => {
     const server = await ganymede();
     const elsewhere = await mkdtemp(join(tmpdir(), 'not-the-data-dir-'));
     const status = await run(['status', '--data-dir', elsewhere, '--ganymede-url', server.url], { GANYMEDE_SIGNING_KEY: '' });

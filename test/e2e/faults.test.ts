@@ -48,8 +48,15 @@ describe('Ganymede killed at each step, then started again', () => {
     const kinds = (await history(g2, allocationId)).events.map((e) => [e.kind, e.reason]);
     expect(kinds).toEqual(
       when === 'before'
-        ? [['allocated', null], ['reclaimed', 'crash']]
-        : [['allocated', null], ['restart_requested', 'reload'], ['reclaimed', 'restart']],
+        ? [
+            ['allocated', null],
+            ['reclaimed', 'crash'],
+          ]
+        : [
+            ['allocated', null],
+            ['restart_requested', 'reload'],
+            ['reclaimed', 'restart'],
+          ],
     );
   });
 
@@ -98,8 +105,23 @@ describe('Ganymede killed at each step, then started again', () => {
 
 describe('the gateway killed at each step, then started again', () => {
   it.each([
-    ['gateway:before:restart', 'SIGHUP', [['allocated', null], ['reclaimed', 'crash']]],
-    ['gateway:after:restart', 'SIGHUP', [['allocated', null], ['restart_requested', 'reload'], ['reclaimed', 'restart']]],
+    [
+      'gateway:before:restart',
+      'SIGHUP',
+      [
+        ['allocated', null],
+        ['reclaimed', 'crash'],
+      ],
+    ],
+    [
+      'gateway:after:restart',
+      'SIGHUP',
+      [
+        ['allocated', null],
+        ['restart_requested', 'reload'],
+        ['reclaimed', 'restart'],
+      ],
+    ],
   ] as const)('%s: the next process reclaims with epoch 2', async (failpoint, signal, events) => {
     const g = await ganymede();
     const a = await gateway(g, 'run', { FAILPOINTS: failpoint });
@@ -113,21 +135,24 @@ describe('the gateway killed at each step, then started again', () => {
     expect((await history(g, allocationId)).events.map((e) => [e.kind, e.reason])).toEqual(events);
   });
 
-  it.each(['gateway:after:config', 'gateway:after:ready'])('%s while reclaiming: the next process holds it (epoch 2, or 3 after a reclaim)', async (failpoint) => {
-    const g = await ganymede();
-    const a = await gateway(g, 'run');
-    const { organizationId, allocationId } = await allocate(g, a);
-    await restartUnsupervised(g, a, allocationId);
-    // The first restarted process dies mid-boot (after /config, or after its /ready reclaimed at epoch 2).
-    const dying = await gatewayProcess(g, a.gw, 'run', { FAILPOINTS: failpoint });
-    expect((await dying.proc.exited).signal).toBe('SIGKILL');
-    const expected = failpoint === 'gateway:after:ready' ? 3 : 2;
-    // Awaited by epoch: the dying process's own ready line may reach us after its exit does.
-    const reclaimed = gatewayReady(g, a.gw.gateway_id, expected);
-    const b = await gatewayProcess(g, a.gw, 'run');
-    await reclaimed;
-    expect(await served(b, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: expected } });
-  });
+  it.each(['gateway:after:config', 'gateway:after:ready'])(
+    '%s while reclaiming: the next process holds it (epoch 2, or 3 after a reclaim)',
+    async (failpoint) => {
+      const g = await ganymede();
+      const a = await gateway(g, 'run');
+      const { organizationId, allocationId } = await allocate(g, a);
+      await restartUnsupervised(g, a, allocationId);
+      // The first restarted process dies mid-boot (after /config, or after its /ready reclaimed at epoch 2).
+      const dying = await gatewayProcess(g, a.gw, 'run', { FAILPOINTS: failpoint });
+      expect((await dying.proc.exited).signal).toBe('SIGKILL');
+      const expected = failpoint === 'gateway:after:ready' ? 3 : 2;
+      // Awaited by epoch: the dying process's own ready line may reach us after its exit does.
+      const reclaimed = gatewayReady(g, a.gw.gateway_id, expected);
+      const b = await gatewayProcess(g, a.gw, 'run');
+      await reclaimed;
+      expect(await served(b, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: expected } });
+    },
+  );
 
   it.each([
     ['gateway:before:stop', 'lease_expired'],

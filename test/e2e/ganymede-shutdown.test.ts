@@ -1,5 +1,4 @@
 /** Graceful Ganymede shutdown: on SIGTERM it stops taking requests, finishes those in flight, closes the database. */
-import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -15,10 +14,16 @@ async function slowNoticeTarget(port: number) {
       resolve();
       void released.then(() => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({
-          gateway_id: randomUUID(), organization_id: randomUUID(), allocation_id: randomUUID(),
-          epoch: 1, pid: process.pid, started_at: new Date().toISOString(),
-        }));
+        res.end(
+          JSON.stringify({
+            gateway_id: randomUUID(),
+            organization_id: randomUUID(),
+            allocation_id: randomUUID(),
+            epoch: 1,
+            pid: process.pid,
+            started_at: new Date().toISOString(),
+          }),
+        );
         server.close();
       });
       req.resume();
@@ -33,7 +38,10 @@ describe('Ganymede on SIGTERM', () => {
     const g = await ganymede();
     const gw = await registerGateway(g);
     // Say ready on the gateway's behalf: the pool needs it, and the notice goes to our slow endpoint.
-    const ready = await g.api.ready({ headers: { authorization: `Bearer ${gw.token}` }, body: { allocation_id: null, instance_id: randomUUID() } });
+    const ready = await g.api.ready({
+      headers: { authorization: `Bearer ${gw.token}` },
+      body: { allocation_id: null, instance_id: randomUUID() },
+    });
     expect(ready.status).toBe(200);
     const target = await slowNoticeTarget(gw.port);
 
@@ -66,7 +74,9 @@ describe('a client trickling its request a byte every 200 ms', () => {
 
   it('does not hold a SIGTERM shutdown open: Ganymede exits 0 at its shutdown deadline', async () => {
     // Request timeouts far away: only the shutdown deadline can end this client.
-    const g = await ganymede({ env: { GANYMEDE_HEADERS_TIMEOUT_MS: '60000', GANYMEDE_REQUEST_TIMEOUT_MS: '60000', GANYMEDE_SHUTDOWN_TIMEOUT_MS: '500' } });
+    const g = await ganymede({
+      env: { GANYMEDE_HEADERS_TIMEOUT_MS: '60000', GANYMEDE_REQUEST_TIMEOUT_MS: '60000', GANYMEDE_SHUTDOWN_TIMEOUT_MS: '500' },
+    });
     let onSent!: () => void;
     const sent = new Promise<void>((resolve) => (onSent = resolve));
     const trickler = rawHttp(g.url, TRICKLE, { trickle: { everyMs: 200 }, timeoutMs: 30_000, onSent });
@@ -77,12 +87,16 @@ describe('a client trickling its request a byte every 200 ms', () => {
     expect((await trickler).status).toBeNull();
   });
 
-  it('does not hold a gateway\'s SIGTERM shutdown open either', async () => {
+  it("does not hold a gateway's SIGTERM shutdown open either", async () => {
     const g = await ganymede();
     const p = await gateway(g, 'run', { GATEWAY_SHUTDOWN_TIMEOUT_MS: '1000' });
     let onSent!: () => void;
     const sent = new Promise<void>((resolve) => (onSent = resolve));
-    const trickler = rawHttp(p.gw.url, 'GET /whoami HTTP/1.1\r\nHost: t\r\nX-Slow: ', { trickle: { everyMs: 200 }, timeoutMs: 30_000, onSent });
+    const trickler = rawHttp(p.gw.url, 'GET /whoami HTTP/1.1\r\nHost: t\r\nX-Slow: ', {
+      trickle: { everyMs: 200 },
+      timeoutMs: 30_000,
+      onSent,
+    });
     await sent;
     p.proc.signal('SIGTERM');
     expect(await p.proc.exited).toEqual({ code: 0, signal: null });

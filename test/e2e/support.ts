@@ -59,7 +59,10 @@ export async function allocate(g: GanymedeProcess, p: GatewayProcess) {
 }
 
 export async function history(g: GanymedeProcess, allocationId: string) {
-  const res = await g.api.allocation({ headers: { authorization: `Bearer ${await adminToken(g)}` }, params: { allocation_id: allocationId } });
+  const res = await g.api.allocation({
+    headers: { authorization: `Bearer ${await adminToken(g)}` },
+    params: { allocation_id: allocationId },
+  });
   if (res.status !== 200) throw new Error(`history answered ${res.status}`);
   return res.body;
 }

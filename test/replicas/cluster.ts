@@ -35,7 +35,12 @@ const DEADLOCK_DETECTED = '40P01';
  * Starts `count` replicas at once on a fresh schema (so they also race to create it and to migrate it),
  * sharing one signing key, each with its reaper running every `reaperIntervalMs`.
  */
-export async function startCluster(options: { count: number; databaseUrl: string; reaperIntervalMs?: number; grace?: number }): Promise<Cluster> {
+export async function startCluster(options: {
+  count: number;
+  databaseUrl: string;
+  reaperIntervalMs?: number;
+  grace?: number;
+}): Promise<Cluster> {
   const schema = `${schemaPrefix()}replicas_${process.pid}_${++clusters}`;
   const dataDir = await tempDir('ganymede-replicas');
   await mkdir(dataDir, { recursive: true, mode: 0o700 });

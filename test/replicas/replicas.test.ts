@@ -21,7 +21,7 @@ const REPLICAS = 3;
 describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
   let cluster: Cluster;
   /** Real gateways started by a test, shut down after it. */
-  let gateways: Gateway[] = [];
+  const gateways: Gateway[] = [];
 
   beforeAll(async () => {
     cluster = await startCluster({ count: REPLICAS, databaseUrl: testDatabaseUrl(), reaperIntervalMs: 25 });
@@ -45,14 +45,18 @@ describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
   }
 
   it('they started at once on an empty schema and migrated it once', async () => {
-    const files = (await readdir(new URL('../../packages/app-ganymede/migrations/', import.meta.url))).filter((f) => /^\d+_.+\.sql$/.test(f));
+    const files = (await readdir(new URL('../../packages/app-ganymede/migrations/', import.meta.url))).filter((f) =>
+      /^\d+_.+\.sql$/.test(f),
+    );
     const { rows } = await cluster.db.query<{ version: number; n: number }>(
       'SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version',
     );
     expect(rows).toEqual(files.sort().map((f) => ({ version: Number.parseInt(f, 10), n: 1 })));
     // Each migration runs in its own transaction under the advisory lock: the replicas may share the work, but
     // between them every file was applied exactly once.
-    const applied = cluster.replicas.flatMap((r) => r.proc.logs.filter((l) => l.msg === 'migrations applied').flatMap((l) => l.applied as string[]));
+    const applied = cluster.replicas.flatMap((r) =>
+      r.proc.logs.filter((l) => l.msg === 'migrations applied').flatMap((l) => l.applied as string[]),
+    );
     expect(applied.sort()).toEqual(files.sort());
   });
 
@@ -77,7 +81,9 @@ describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
     expect(new Set(rows.map((r) => r.gateway_id)).size).toBe(20);
     expect(new Set(rows.map((r) => r.organization_id)).size).toBe(20);
     expect(new Set(rows.map((r) => r.id))).toEqual(new Set(created.map((c) => c.body.allocation_id)));
-    const events = await cluster.db.query<{ kind: string; n: number }>('SELECT kind, count(*)::int AS n FROM allocation_events GROUP BY kind');
+    const events = await cluster.db.query<{ kind: string; n: number }>(
+      'SELECT kind, count(*)::int AS n FROM allocation_events GROUP BY kind',
+    );
     expect(events.rows).toEqual([{ kind: 'allocated', n: 20 }]);
 
     // Each organization that got a gateway is served by it, and by no other.
@@ -107,7 +113,9 @@ describe(`${REPLICAS} Ganymede replicas on one PostgreSQL`, () => {
     const logsBefore = cluster.replicas.map((r) => r.proc.logs.length);
     gateways.splice(gateways.indexOf(gateway), 1);
     expect(await gateway.shutdown({ kind: 'restart', reason: 'deploy' })).toBe(75);
-    const restarting = await cluster.db.query<{ state: string; epoch: number }>('SELECT state, epoch FROM allocations WHERE id = $1', [allocationId]);
+    const restarting = await cluster.db.query<{ state: string; epoch: number }>('SELECT state, epoch FROM allocations WHERE id = $1', [
+      allocationId,
+    ]);
     expect(restarting.rows).toEqual([{ state: 'restarting', epoch: 1 }]);
 
     // ... and the next process, on the same port, reclaims through replica 2.

@@ -42,7 +42,6 @@ export const TOKEN_TTL: Record<TokenType, string> = {
   admin: '5m',
 };
 
-
 const describeClaims = (error: z.ZodError) =>
   error.issues
     .map((i) => `${i.path.length ? i.path.join('.') : 'claims'}: ${i.message}`)

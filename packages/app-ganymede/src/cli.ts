@@ -27,7 +27,6 @@ environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_P
   GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
   GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS`;
 
-
 const env = process.env;
 const OPTIONS = {
   port: { type: 'string', default: env.GANYMEDE_PORT ?? '4000' },
@@ -164,7 +163,12 @@ async function status() {
     g.since,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const table = [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  const table = [header, ...rows].map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
   print(res.body.gateways, table.join('\n'));
 }
 

@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   SIGNING_KEY_MISSING: "an operators' command found no signing key: not the server's data directory",
   SIGNING_KEY_INVALID: 'the configured signing key is shorter than 32 bytes',
   TOKEN_INVALID: 'a bearer token failed verification (signature, expiry, issuer, algorithm): 401',
-  TOKEN_CLAIMS_INVALID: "a bearer token verified, but its claims are off the schema: 401",
+  TOKEN_CLAIMS_INVALID: 'a bearer token verified, but its claims are off the schema: 401',
   SCHEMA_TOO_NEW: 'the database was migrated by newer code',
   SCHEMA_NAME_INVALID: 'the PostgreSQL schema name is not lower-case letters, digits and _',
   DATABASE_UNREACHABLE: 'PostgreSQL did not accept a connection at start',
@@ -58,7 +58,10 @@ export class SchemaTooNewError extends GanymedeError {
     readonly databaseVersion: number,
     readonly codeVersion: number,
   ) {
-    super('SCHEMA_TOO_NEW', `the database schema is at version ${databaseVersion}, newer than this code's ${codeVersion}: upgrade Ganymede`);
+    super(
+      'SCHEMA_TOO_NEW',
+      `the database schema is at version ${databaseVersion}, newer than this code's ${codeVersion}: upgrade Ganymede`,
+    );
   }
 }
 

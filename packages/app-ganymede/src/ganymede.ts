@@ -67,7 +67,9 @@ export interface Ganymede {
 
 export async function createGanymede(options: GanymedeOptions = {}): Promise<Ganymede> {
   const log: FastifyBaseLogger =
-    options.logger === undefined ? pino({ level: options.logLevel ?? 'info', redact: LOG_REDACT }) : options.logger || pino({ level: 'silent' });
+    options.logger === undefined
+      ? pino({ level: options.logLevel ?? 'info', redact: LOG_REDACT })
+      : options.logger || pino({ level: 'silent' });
   const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
   const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
   const ownsDb = !options.db;

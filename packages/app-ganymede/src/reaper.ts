@@ -45,7 +45,8 @@ export class Reaper {
   async runOnce(): Promise<number> {
     const { leaseSeconds, leaseGraceSeconds } = this.options;
     if (await controlPlaneHeartbeat(this.db, this.outageSeconds, leaseSeconds)) {
-      if (!this.holding) this.log.info({ expiry: 'held' }, 'expiry held back: the control plane was down, gateways get a lease period to reach it');
+      if (!this.holding)
+        this.log.info({ expiry: 'held' }, 'expiry held back: the control plane was down, gateways get a lease period to reach it');
       this.holding = true;
       return 0;
     }

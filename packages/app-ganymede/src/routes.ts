@@ -31,9 +31,7 @@ const refusal = (route: Route, status: 401 | 403, body: ErrorBody) => new TsRest
 
 /** The contract's view of a live allocation a gateway holds or must claim. */
 const served = (a: Allocation | null) =>
-  a && a.state !== 'ended'
-    ? { allocation_id: a.allocation_id, organization_id: a.organization_id, state: a.state, epoch: a.epoch }
-    : null;
+  a && a.state !== 'ended' ? { allocation_id: a.allocation_id, organization_id: a.organization_id, state: a.state, epoch: a.epoch } : null;
 
 /** Added to a notice token's life: clocks of Ganymede and its gateways may disagree by this much. */
 const NOTICE_CLOCK_MARGIN_SECONDS = 2;
@@ -54,7 +52,8 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     } catch (error) {
       if (!(error instanceof InvalidTokenError)) throw error;
       // Signed with our key, yet off the schema: a peer sharing the key is minting bad tokens. Worth a warning.
-      if (error.code === 'TOKEN_CLAIMS_INVALID') log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
+      if (error.code === 'TOKEN_CLAIMS_INVALID')
+        log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
       throw refusal(route, 401, fail('unauthorized', error.message));
     }
     if (!claims) throw refusal(route, 403, fail('forbidden', `this route needs a ${typ} token`));
@@ -164,7 +163,12 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       const a = result.allocation;
       if (a && result.reclaimed) logTransition(log, 'reclaimed', a);
       log.info(
-        { gateway_id: gatewayId, allocation_id: a?.allocation_id ?? null, organization_id: a?.organization_id ?? null, epoch: a?.epoch ?? null },
+        {
+          gateway_id: gatewayId,
+          allocation_id: a?.allocation_id ?? null,
+          organization_id: a?.organization_id ?? null,
+          epoch: a?.epoch ?? null,
+        },
         'gateway ready',
       );
       return {
@@ -181,14 +185,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     lease: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.lease, headers.authorization, 'gateway');
-      const result = await renewLease(
-        db,
-        gatewayId,
-        body.instance_id,
-        body.allocation_id,
-        body.epoch ?? null,
-        deps.liveness.leaseSeconds,
-      );
+      const result = await renewLease(db, gatewayId, body.instance_id, body.allocation_id, body.epoch ?? null, deps.liveness.leaseSeconds);
       switch (result.kind) {
         case 'ok':
           return { status: 200, body: { lease: result.lease, allocation: served(result.allocation) } };

@@ -20,14 +20,7 @@ export type State = 'active' | 'restarting' | 'ended';
 /** A gateway's lease as the clock sees it: never taken (older gateways), running, lapsed, lapsed past the grace. */
 export type LeaseState = 'none' | 'valid' | 'lapsed' | 'past_grace';
 export type EventKind =
-  | 'allocated'
-  | 'restart_requested'
-  | 'reclaimed'
-  | 'stopped'
-  | 'restart_timed_out'
-  | 'rolled_back'
-  | 'lease_expired'
-  | 'crash_loop';
+  'allocated' | 'restart_requested' | 'reclaimed' | 'stopped' | 'restart_timed_out' | 'rolled_back' | 'lease_expired' | 'crash_loop';
 
 export interface AuditEvent {
   kind: EventKind;
@@ -45,8 +38,8 @@ export interface ModelAllocation {
   holder: string | null;
   claimed: boolean;
   restartReason: RestartReason | null;
-  /** Set while restarting: the deadline (microseconds since the epoch; pending until seen) and whether it passed. */
-  deadline: { us: string | 'pending'; passed: boolean } | null;
+  /** Set while restarting: the deadline (microseconds since the epoch, or the string 'pending' until seen) and whether it passed. */
+  deadline: { us: string; passed: boolean } | null;
   endedReason: string | null;
   /** Crash reclaims within the crash-loop window. */
   recentCrashes: number;
@@ -65,8 +58,8 @@ export interface Process {
 export interface ModelGateway {
   id: string;
   url: string;
-  /** When it last said ready (microseconds), null when out of the pool, pending until seen. */
-  readyUs: string | null | 'pending';
+  /** When it last said ready (microseconds), null when out of the pool, the string 'pending' until seen. */
+  readyUs: string | null;
   /** The instance of its current process as Ganymede knows it. */
   instance: string | null;
   lease: LeaseState;
@@ -90,9 +83,7 @@ export type ReadyAnswer =
   | { kind: 'crash_loop'; allocation: View }
   | { kind: 'not_found' | 'forbidden' | 'ended' };
 export type LeaseAnswer =
-  | { kind: 'ok'; allocation: View | null }
-  | { kind: 'forbidden' | 'superseded' | 'ended' }
-  | { kind: 'stale_epoch'; current: number };
+  { kind: 'ok'; allocation: View | null } | { kind: 'forbidden' | 'superseded' | 'ended' } | { kind: 'stale_epoch'; current: number };
 export type FencedAnswer = { kind: 'ok'; allocation: View } | { kind: 'not_found' | 'ended' } | { kind: 'stale_epoch'; current: number };
 
 /** Stands for the id the database will give a new allocation. */
@@ -294,7 +285,8 @@ export class AllocationModel {
   renewLease(g: number, instance: string, allocationId: string | null, epoch: number | null): LeaseAnswer {
     const gateway = this.gateway(g);
     const a = this.byId(allocationId);
-    const serves = allocationId === null || (a !== undefined && a.gateway === g && a.state !== 'ended' && (epoch === null || a.epoch === epoch));
+    const serves =
+      allocationId === null || (a !== undefined && a.gateway === g && a.state !== 'ended' && (epoch === null || a.epoch === epoch));
     if (gateway.instance === instance && serves) {
       gateway.lease = 'valid';
       if (gateway.readyUs === null) gateway.readyUs = 'pending'; // back in the pool

@@ -43,7 +43,7 @@ let world: Awaited<ReturnType<typeof makeWorld>>;
 async function makeWorld() {
   const a = await g.live();
   remember(a.gw.token);
-  remember(a.orgAuth.authorization!.slice('Bearer '.length));
+  remember(a.orgAuth.authorization.slice('Bearer '.length));
   const free = await g.addReadyGateway(g.target.url);
   remember(free.token);
   return { a, free, X: randomUUID(), Y: randomUUID() };
@@ -73,7 +73,7 @@ function send(route: Route, w: World, token: string) {
   const body = bodies[route];
   return rawRequest(
     g.url,
-    r.method as 'GET' | 'POST',
+    r.method,
     r.path.replace(':allocation_id', w.a.id),
     { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body ? JSON.stringify(body) : undefined,
@@ -103,25 +103,84 @@ const GATEWAY_ROUTES: Route[] = ['config', 'ready', 'lease'];
 const ORGANIZATION_ROUTES: Route[] = ['stop', 'restart'];
 
 const CASES: ForgedCase[] = [
-  { routes: ['start'], what: 'a user token without organizations', claims: (w) => without(user(w, null), 'organizations'), names: /organizations: Required/ },
-  { routes: ['start'], what: 'organizations as an object', claims: (w) => user(w, { [w.Y]: true }), names: /organizations: Expected array, received object/ },
-  { routes: ['start'], what: 'organizations as a string "X,Y" (for organization Y)', claims: (w) => user(w, `${w.X},${w.Y}`), names: /organizations: Expected array, received string/ },
-  { routes: ['start'], what: 'organizations as an array with a non-string', claims: (w) => user(w, [w.Y, 42]), names: /organizations\.1: Expected string, received number/ },
-  { routes: ['start'], what: 'organizations as an array with a non-UUID string', claims: (w) => user(w, [w.Y, 'acme']), names: /organizations\.1: Invalid uuid/ },
-  { routes: GATEWAY_ROUTES, what: 'a gateway token whose sub is not a UUID', claims: () => ({ typ: 'gateway', sub: 'gateway-1' }), names: /sub: Invalid uuid/ },
   {
-    routes: GATEWAY_ROUTES, what: 'a gateway token whose sub is SQL', claims: () => ({ typ: 'gateway', sub: "'; DROP TABLE gateways; --" }),
+    routes: ['start'],
+    what: 'a user token without organizations',
+    claims: (w) => without(user(w, null), 'organizations'),
+    names: /organizations: Required/,
+  },
+  {
+    routes: ['start'],
+    what: 'organizations as an object',
+    claims: (w) => user(w, { [w.Y]: true }),
+    names: /organizations: Expected array, received object/,
+  },
+  {
+    routes: ['start'],
+    what: 'organizations as a string "X,Y" (for organization Y)',
+    claims: (w) => user(w, `${w.X},${w.Y}`),
+    names: /organizations: Expected array, received string/,
+  },
+  {
+    routes: ['start'],
+    what: 'organizations as an array with a non-string',
+    claims: (w) => user(w, [w.Y, 42]),
+    names: /organizations\.1: Expected string, received number/,
+  },
+  {
+    routes: ['start'],
+    what: 'organizations as an array with a non-UUID string',
+    claims: (w) => user(w, [w.Y, 'acme']),
+    names: /organizations\.1: Invalid uuid/,
+  },
+  {
+    routes: GATEWAY_ROUTES,
+    what: 'a gateway token whose sub is not a UUID',
+    claims: () => ({ typ: 'gateway', sub: 'gateway-1' }),
     names: /sub: Invalid uuid/,
   },
-  { routes: ORGANIZATION_ROUTES, what: 'an organization token whose sub is not a UUID', claims: (w) => organization(w, { sub: 'allocation-1' }), names: /sub: Invalid uuid/ },
-  { routes: ORGANIZATION_ROUTES, what: 'an organization token without gateway_id', claims: (w) => without(organization(w), 'gateway_id'), names: /gateway_id: Required/ },
-  { routes: ORGANIZATION_ROUTES, what: 'an organization token without organization_id', claims: (w) => without(organization(w), 'organization_id'), names: /organization_id: Required/ },
-  { routes: ORGANIZATION_ROUTES, what: 'an organization token whose gateway_id is a number', claims: (w) => organization(w, { gateway_id: 7 }), names: /gateway_id: Expected string/ },
   {
-    routes: ['start', 'config', 'stop', 'status'], what: 'an unknown typ', claims: (w) => ({ ...organization(w), typ: 'superuser' }),
+    routes: GATEWAY_ROUTES,
+    what: 'a gateway token whose sub is SQL',
+    claims: () => ({ typ: 'gateway', sub: "'; DROP TABLE gateways; --" }),
+    names: /sub: Invalid uuid/,
+  },
+  {
+    routes: ORGANIZATION_ROUTES,
+    what: 'an organization token whose sub is not a UUID',
+    claims: (w) => organization(w, { sub: 'allocation-1' }),
+    names: /sub: Invalid uuid/,
+  },
+  {
+    routes: ORGANIZATION_ROUTES,
+    what: 'an organization token without gateway_id',
+    claims: (w) => without(organization(w), 'gateway_id'),
+    names: /gateway_id: Required/,
+  },
+  {
+    routes: ORGANIZATION_ROUTES,
+    what: 'an organization token without organization_id',
+    claims: (w) => without(organization(w), 'organization_id'),
+    names: /organization_id: Required/,
+  },
+  {
+    routes: ORGANIZATION_ROUTES,
+    what: 'an organization token whose gateway_id is a number',
+    claims: (w) => organization(w, { gateway_id: 7 }),
+    names: /gateway_id: Expected string/,
+  },
+  {
+    routes: ['start', 'config', 'stop', 'status'],
+    what: 'an unknown typ',
+    claims: (w) => ({ ...organization(w), typ: 'superuser' }),
     names: /typ: Invalid discriminator value/,
   },
-  { routes: ['start', 'config', 'stop', 'status'], what: 'no typ', claims: (w) => without(organization(w), 'typ'), names: /typ: Invalid discriminator value/ },
+  {
+    routes: ['start', 'config', 'stop', 'status'],
+    what: 'no typ',
+    claims: (w) => without(organization(w), 'typ'),
+    names: /typ: Invalid discriminator value/,
+  },
 ];
 
 const EXPANDED = CASES.flatMap((c) => c.routes.map((route) => [`${route}: ${c.what}`, route, c] as const));
@@ -155,7 +214,7 @@ describe('a token signed with the real key but with claims off the schema', () =
 });
 
 describe('the claims are strict on what Ganymede uses, tolerant of the rest', () => {
-  it("extra claims other issuers add (jti, aud, nbf, their own) pass; the same shapes with ours right are accepted", async () => {
+  it('extra claims other issuers add (jti, aud, nbf, their own) pass; the same shapes with ours right are accepted', async () => {
     const extra = { jti: randomUUID(), aud: 'some-service', nbf: now() - 10, email: 'u@example.com', roles: ['admin'] };
     // /gateway/config with a gateway token carrying extras.
     const gatewayToken = await forged({ typ: 'gateway', sub: world.a.gw.gatewayId, ...extra });

@@ -83,7 +83,12 @@ interface Scenario {
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const crashes = (epochs: number[]) => epochs.map((e) => `reclaimed/crash@${e}`);
-const allocation = (state: string, epoch: number, ended_reason: string | null) => ({ state, epoch, ended_reason, holder_is_last_claimer: true });
+const allocation = (state: string, epoch: number, ended_reason: string | null) => ({
+  state,
+  epoch,
+  ended_reason,
+  holder_is_last_claimer: true,
+});
 const refused = (crashLoop: number, ended: number) =>
   [...Array(crashLoop).fill('409 allocation_ended (crash_loop)'), ...Array(ended).fill('409 allocation_ended')].sort();
 
@@ -124,7 +129,13 @@ const SCENARIOS: Scenario[] = [
       claimedEpochs: range(2, LIMIT + 1).map((e) => `${e} reclaimed`),
       refusals: refused(1, CALLERS - LIMIT - 1),
       allocation: allocation('ended', LIMIT + 1, 'crash_loop'),
-      audit: ['allocated@1', 'restart_requested/deploy@1', 'reclaimed/restart@2', ...crashes(range(3, LIMIT + 1)), `crash_loop/crash_loop@${LIMIT + 1}`],
+      audit: [
+        'allocated@1',
+        'restart_requested/deploy@1',
+        'reclaimed/restart@2',
+        ...crashes(range(3, LIMIT + 1)),
+        `crash_loop/crash_loop@${LIMIT + 1}`,
+      ],
       gateway: { ready: false, current_is_last_claimer: true },
     },
   },
@@ -132,10 +143,10 @@ const SCENARIOS: Scenario[] = [
     name: `${CALLERS} takeovers when older crash reclaims fell out of the window: they do not count`,
     setUp: async (a) => {
       for (const epoch of [2, 3, 4]) expect(await takeOver(a)).toMatchObject({ status: 200, body: { allocation: { epoch } } });
-      await sql(
-        `UPDATE allocation_events SET at = now() - make_interval(secs => $2) WHERE allocation_id = $1 AND kind = 'reclaimed'`,
-        [a.id, WINDOW + 10],
-      );
+      await sql(`UPDATE allocation_events SET at = now() - make_interval(secs => $2) WHERE allocation_id = $1 AND kind = 'reclaimed'`, [
+        a.id,
+        WINDOW + 10,
+      ]);
     },
     callers: CALLERS,
     expected: {

@@ -16,7 +16,6 @@ import { type Claims, loadSigningKey, TOKEN_TTL, Tokens } from '../src/auth.js';
 import { bearer, errorBodyProblem, rawRequest, startTestGanymede, type TestGanymede } from './support.js';
 import { type Kind, KINDS, NEEDS, type Route } from './token-kinds.js';
 
-
 let root: string;
 let dataDir: string;
 let g: TestGanymede;
@@ -45,7 +44,14 @@ function rawToken(payload: Record<string, unknown>, { alg = 'HS256', signingKey 
   return new SignJWT(payload).setProtectedHeader({ alg }).sign(signingKey);
 }
 
-const adminClaims = (over: Record<string, unknown> = {}) => ({ typ: 'admin', sub: 'test', iss: 'ganymede', iat: now(), exp: now() + 300, ...over });
+const adminClaims = (over: Record<string, unknown> = {}) => ({
+  typ: 'admin',
+  sub: 'test',
+  iss: 'ganymede',
+  iat: now(),
+  exp: now() + 300,
+  ...over,
+});
 
 /** GET /admin/status with `token`: the cheapest authenticated call. */
 const status = (token: string) => rawRequest(g.url, 'GET', '/admin/status', bearer(token));
@@ -63,7 +69,7 @@ describe('the signing key file', () => {
   it('is the key tokens are signed with', async () => {
     const res = await status(await rawToken(adminClaims()));
     expect(res.status).toBe(200);
-    expect(await new Tokens(key).verify((await g.ganymede.tokens.sign({ typ: 'admin', sub: 'x' })), 'admin')).toMatchObject({ typ: 'admin' });
+    expect(await new Tokens(key).verify(await g.ganymede.tokens.sign({ typ: 'admin', sub: 'x' }), 'admin')).toMatchObject({ typ: 'admin' });
   });
 
   it('is reused when the server restarts on the same data directory: tokens minted before still work', async () => {
@@ -111,7 +117,6 @@ describe('the signing key file', () => {
 });
 
 describe('token kinds', () => {
-
   /** A request to `route` that would get past authorization with the right token. */
   async function requestFor(route: Route, tokens: Record<Kind, string>, world: Awaited<ReturnType<typeof live>>) {
     const r = ganymedeContract[route];
@@ -129,7 +134,7 @@ describe('token kinds', () => {
     return (kind: Kind) =>
       rawRequest(
         g.url,
-        r.method as 'GET' | 'POST',
+        r.method,
         r.path.replace(':allocation_id', world.id),
         { ...bearer(tokens[kind]), ...(r.method === 'POST' ? { 'content-type': 'application/json' } : {}) },
         r.method === 'POST' ? JSON.stringify(body[route]) : undefined,
@@ -189,7 +194,11 @@ describe('claims jose checks', () => {
     ['with no sub', () => rawToken(adminClaims({ sub: undefined })), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
     ['from another issuer', () => rawToken(adminClaims({ iss: 'someone-else' })), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
     ['with no issuer', () => rawToken(adminClaims({ iss: undefined })), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
-    ['signed HS512 with the same key', () => rawToken(adminClaims(), { alg: 'HS512', signingKey: new Uint8Array([...key, ...key]) }), 'ERR_JOSE_ALG_NOT_ALLOWED'],
+    [
+      'signed HS512 with the same key',
+      () => rawToken(adminClaims(), { alg: 'HS512', signingKey: new Uint8Array([...key, ...key]) }),
+      'ERR_JOSE_ALG_NOT_ALLOWED',
+    ],
     ['unsecured (alg none)', async () => new UnsecuredJWT(adminClaims()).encode(), 'ERR_JOSE_ALG_NOT_ALLOWED'],
   ] as const)('a token %s answers 401', async (_, make, code) => {
     const res = await status(await make());
@@ -214,7 +223,7 @@ describe('claims jose checks', () => {
 });
 
 describe('organization tokens', () => {
-  it('are bound to one allocation: after it ends, they cannot touch the organization\'s next one', async () => {
+  it("are bound to one allocation: after it ends, they cannot touch the organization's next one", async () => {
     const first = await live();
     expect((await g.client.stop({ headers: first.orgAuth, body: { reason: 'stop' } })).status).toBe(200);
     const gw = await g.addReadyGateway(g.target.url);

@@ -61,7 +61,6 @@ afterAll(async () => {
   await g?.close();
 });
 
-
 interface Case {
   route: Route;
   name: string;
@@ -83,7 +82,13 @@ function tamperedSignature(authorization: string) {
 }
 
 const JSON_TYPE = { 'content-type': 'application/json' };
-const BAD_UUIDS = ['not-a-uuid', '', '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6', '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6eZ', '3c1e5b7a9d2f4a6c8e0b1f2a3b4c5d6e'];
+const BAD_UUIDS = [
+  'not-a-uuid',
+  '',
+  '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6',
+  '3c1e5b7a-9d2f-4a6c-8e0b-1f2a3b4c5d6eZ',
+  '3c1e5b7a9d2f4a6c8e0b1f2a3b4c5d6e',
+];
 
 /** A valid body for each POST route, that would change state with a valid token. */
 const validBody: Record<Exclude<Route, 'status' | 'allocation'>, () => Record<string, unknown>> = {
@@ -195,23 +200,41 @@ function postCases(route: keyof typeof validBody): Case[] {
     // The contract's example for 415 is text/plain; Fastify parses text/plain itself, so the body is a string: 400.
     { route, name: 'text/plain', status: [400, 415], headers: () => ({ ...auth(), 'content-type': 'text/plain' }), body: valid },
     { route, name: 'application/xml', status: 415, headers: () => ({ ...auth(), 'content-type': 'application/xml' }), body: valid },
-    { route, name: 'form-urlencoded', status: 415, headers: () => ({ ...auth(), 'content-type': 'application/x-www-form-urlencoded' }), body: () => 'a=b' },
+    {
+      route,
+      name: 'form-urlencoded',
+      status: 415,
+      headers: () => ({ ...auth(), 'content-type': 'application/x-www-form-urlencoded' }),
+      body: () => 'a=b',
+    },
     { route, name: 'a body with no content type', status: 415, headers: auth, body: valid },
     {
-      route, name: 'a body over 64 KiB', status: 413, headers: json,
+      route,
+      name: 'a body over 64 KiB',
+      status: 413,
+      headers: json,
       body: () => JSON.stringify({ ...validBody[route](), pad: 'x'.repeat(65 * 1024) }),
     },
     { route, name: 'a chunked body over 64 KiB (no content-length)', status: 413, headers: json, body: () => chunked(80 * 1024) },
     {
-      route, name: 'a __proto__ key', status: 400, headers: json,
+      route,
+      name: 'a __proto__ key',
+      status: 400,
+      headers: json,
       body: () => JSON.stringify(validBody[route]()).replace(/^\{/, '{"__proto__":{"polluted":true},').replace(',}', '}'),
     },
     {
-      route, name: 'a nested __proto__ key', status: 400, headers: json,
+      route,
+      name: 'a nested __proto__ key',
+      status: 400,
+      headers: json,
       body: () => `{"x":{"__proto__":{"polluted":true}},${valid().slice(1)}`.replace(',}', '}'),
     },
     {
-      route, name: 'a constructor.prototype key', status: 400, headers: json,
+      route,
+      name: 'a constructor.prototype key',
+      status: 400,
+      headers: json,
       body: () => `{"constructor":{"prototype":{"polluted":true}},${valid().slice(1)}`.replace(',}', '}'),
     },
     ...badFields[route].map(([name, body]): Case => ({ route, name, status: 400, headers: json, body: () => JSON.stringify(body) })),
@@ -230,70 +253,114 @@ function authCases(route: Route, body?: () => string, params?: () => Record<stri
     { route, name: 'Bearer garbage', status: 401, headers: () => withType(bearer('garbage')), body, params },
     { route, name: 'Bearer a.b.c', status: 401, headers: () => withType(bearer('a.b.c')), body, params },
     {
-      route, name: 'Basic instead of Bearer', status: 401, body, params,
+      route,
+      name: 'Basic instead of Bearer',
+      status: 401,
+      body,
+      params,
       headers: () => withType({ authorization: world.tokens[NEEDS[route]].authorization!.replace('Bearer', 'Basic') }),
     },
     {
-      route, name: 'a tampered token', status: 401, body, params,
+      route,
+      name: 'a tampered token',
+      status: 401,
+      body,
+      params,
       headers: () => withType({ authorization: tamperedSignature(world.tokens[NEEDS[route]].authorization!) }),
     },
     { route, name: 'a token signed with another key', status: 401, headers: () => withType(world.foreign[NEEDS[route]]), body, params },
-    ...KINDS.filter((k) => k !== NEEDS[route]).map(
-      (kind): Case => ({ route, name: `a ${kind} token`, status: 403, headers: () => withType(world.tokens[kind]), body, params }),
-    ),
+    ...KINDS.filter((k) => k !== NEEDS[route]).map((kind): Case => ({
+      route,
+      name: `a ${kind} token`,
+      status: 403,
+      headers: () => withType(world.tokens[kind]),
+      body,
+      params,
+    })),
   ];
 }
 
 const cases: Case[] = [
   ...postCases('start'),
   {
-    route: 'start', name: "a user token without that organization", status: 403,
-    headers: () => ({ ...world.tokens.user, ...JSON_TYPE }), body: () => JSON.stringify({ organization_id: world.b.organizationId }),
+    route: 'start',
+    name: 'a user token without that organization',
+    status: 403,
+    headers: () => ({ ...world.tokens.user, ...JSON_TYPE }),
+    body: () => JSON.stringify({ organization_id: world.b.organizationId }),
   },
   // config names nothing in its body: there is no other gateway's allocation it could ask for.
   ...postCases('config'),
   ...postCases('ready'),
   {
-    route: 'ready', name: "gateway B's token readying A's allocation", status: 403,
-    headers: () => ({ ...world.b.auth, ...JSON_TYPE }), body: () => JSON.stringify({ allocation_id: world.a.id, instance_id: randomUUID() }),
+    route: 'ready',
+    name: "gateway B's token readying A's allocation",
+    status: 403,
+    headers: () => ({ ...world.b.auth, ...JSON_TYPE }),
+    body: () => JSON.stringify({ allocation_id: world.a.id, instance_id: randomUUID() }),
   },
   {
-    route: 'ready', name: 'the token of an unregistered gateway', status: 403,
+    route: 'ready',
+    name: 'the token of an unregistered gateway',
+    status: 403,
     headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
     body: () => JSON.stringify({ allocation_id: null, instance_id: randomUUID() }),
   },
   ...postCases('lease'),
   {
-    route: 'lease', name: "gateway B's token renewing with A's allocation", status: 403,
+    route: 'lease',
+    name: "gateway B's token renewing with A's allocation",
+    status: 403,
     headers: () => ({ ...world.b.auth, ...JSON_TYPE }),
     body: () => JSON.stringify({ instance_id: world.b.instanceId, allocation_id: world.a.id, epoch: 1 }),
   },
   {
-    route: 'lease', name: 'the token of an unregistered gateway', status: 403,
+    route: 'lease',
+    name: 'the token of an unregistered gateway',
+    status: 403,
     headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
     body: () => JSON.stringify({ instance_id: randomUUID(), allocation_id: null }),
   },
   ...postCases('stop'),
   {
-    route: 'stop', name: "A's organization token naming B's allocation", status: 403,
-    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }), body: () => JSON.stringify({ reason: 'stop', allocation_id: world.b.id }),
+    route: 'stop',
+    name: "A's organization token naming B's allocation",
+    status: 403,
+    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }),
+    body: () => JSON.stringify({ reason: 'stop', allocation_id: world.b.id }),
   },
   ...postCases('restart'),
   {
-    route: 'restart', name: "A's organization token naming B's allocation", status: 403,
-    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }), body: () => JSON.stringify({ reason: 'reload', allocation_id: world.b.id }),
+    route: 'restart',
+    name: "A's organization token naming B's allocation",
+    status: 403,
+    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }),
+    body: () => JSON.stringify({ reason: 'reload', allocation_id: world.b.id }),
   },
   ...postCases('addGateway'),
   ...authCases('status'),
   ...authCases('allocation', undefined, () => ({ allocation_id: world.a.id })),
-  ...BAD_UUIDS.filter((u) => u !== '').map(
-    (u): Case => ({
-      route: 'allocation', name: `path ${JSON.stringify(u)}`, status: 400,
-      headers: () => world.tokens.admin, params: () => ({ allocation_id: u }),
-    }),
-  ),
-  { route: 'allocation', name: 'path with an encoded space', status: 400, headers: () => world.tokens.admin, params: () => ({ allocation_id: ` ${randomUUID()}` }) },
-  { route: 'allocation', name: 'path with an encoded NUL', status: 400, headers: () => world.tokens.admin, params: () => ({ allocation_id: '\0' }) },
+  ...BAD_UUIDS.filter((u) => u !== '').map((u): Case => ({
+    route: 'allocation',
+    name: `path ${JSON.stringify(u)}`,
+    status: 400,
+    headers: () => world.tokens.admin,
+    params: () => ({ allocation_id: u }),
+  })),
+  {
+    route: 'allocation',
+    name: 'path with an encoded space',
+    status: 400,
+    headers: () => world.tokens.admin,
+    params: () => ({ allocation_id: ` ${randomUUID()}` }),
+  },
+  {
+    route: 'allocation',
+    name: 'path with an encoded NUL',
+    status: 400,
+    headers: () => world.tokens.admin,
+    params: () => ({ allocation_id: '\0' }),
+  },
 ];
 
 describe('bad input answers a 4xx { error, message } and changes nothing', () => {
@@ -302,7 +369,7 @@ describe('bad input answers a 4xx { error, message } and changes nothing', () =>
     const route = ganymedeContract[c.route];
     const params = c.params?.() ?? {};
     const path = route.path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(params[name] ?? ''));
-    const res = await rawRequest(g.url, route.method as 'GET' | 'POST', path, c.headers(), c.body?.());
+    const res = await rawRequest(g.url, route.method, path, c.headers(), c.body?.());
     const expected = Array.isArray(c.status) ? c.status : [c.status];
     expect(expected, `${res.status} ${res.text}`).toContain(res.status);
     expect(errorBodyProblem(res.body), res.text).toBeNull();

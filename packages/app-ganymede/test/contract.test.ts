@@ -34,7 +34,7 @@ function send(route: Route, { headers, body, params = {} }: Request) {
   const path = r.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const contentType = payload === undefined || Object.keys(headers).some((h) => h.toLowerCase() === 'content-type') ? {} : JSON_TYPE;
-  return rawRequest(g.url, r.method as 'GET' | 'POST', path, { ...contentType, ...headers }, payload);
+  return rawRequest(g.url, r.method, path, { ...contentType, ...headers }, payload);
 }
 
 const gateway = () => g.addReadyGateway(g.target.url);
@@ -85,17 +85,29 @@ const transportCases = (route: Route): Case[] => {
   const { method, path } = ganymedeContract[route];
   const line = `${method} ${path.replace(':allocation_id', randomUUID())} HTTP/1.1\r\nHost: t\r\n`;
   return [
-    { route, status: 408, code: 'request_timeout', how: 'its headers trickle in past the headers timeout',
-      run: () => rawHttp(g.url, `${line}X-Slow: `, { trickle: { everyMs: 100 }, timeoutMs: 20_000 }) },
-    { route, status: 431, code: 'headers_too_large', how: 'its headers are over the limit',
-      run: () => rawHttp(g.url, `${line}X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, { timeoutMs: 20_000 }) },
+    {
+      route,
+      status: 408,
+      code: 'request_timeout',
+      how: 'its headers trickle in past the headers timeout',
+      run: () => rawHttp(g.url, `${line}X-Slow: `, { trickle: { everyMs: 100 }, timeoutMs: 20_000 }),
+    },
+    {
+      route,
+      status: 431,
+      code: 'headers_too_large',
+      how: 'its headers are over the limit',
+      run: () => rawHttp(g.url, `${line}X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, { timeoutMs: 20_000 }),
+    },
   ];
 };
 
 const cases: Case[] = [
   // start
   {
-    route: 'start', status: 201, how: 'a ready gateway is free',
+    route: 'start',
+    status: 201,
+    how: 'a ready gateway is free',
     run: async () => {
       await gateway();
       const org = randomUUID();
@@ -103,97 +115,224 @@ const cases: Case[] = [
     },
   },
   {
-    route: 'start', status: 200, how: 'the organization already has a (restarting) allocation',
+    route: 'start',
+    status: 200,
+    how: 'the organization already has a (restarting) allocation',
     run: async () => {
       const a = await restarting();
       return send('start', { headers: await g.userToken(a.organizationId), body: { organization_id: a.organizationId } });
     },
   },
-  { route: 'start', status: 400, code: 'bad_request', how: 'organization_id is not a uuid',
-    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: { organization_id: 'nope' } }) },
-  { route: 'start', status: 401, code: 'unauthorized', how: 'garbage token',
-    run: async () => send('start', { headers: GARBAGE, body: { organization_id: randomUUID() } }) },
-  { route: 'start', status: 403, code: 'forbidden', how: 'the user is not in the organization',
-    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: { organization_id: randomUUID() } }) },
-  { route: 'start', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: oversize({ organization_id: randomUUID() }) }) },
-  { route: 'start', status: 415, code: 'unsupported_media_type', how: 'application/xml',
-    run: async () => send('start', { headers: { ...(await g.userToken(randomUUID())), ...XML }, body: '<a/>' }) },
-  { route: 'start', status: 503, code: 'no_gateway_available', how: 'no gateway in the pool',
+  {
+    route: 'start',
+    status: 400,
+    code: 'bad_request',
+    how: 'organization_id is not a uuid',
+    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: { organization_id: 'nope' } }),
+  },
+  {
+    route: 'start',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('start', { headers: GARBAGE, body: { organization_id: randomUUID() } }),
+  },
+  {
+    route: 'start',
+    status: 403,
+    code: 'forbidden',
+    how: 'the user is not in the organization',
+    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: { organization_id: randomUUID() } }),
+  },
+  {
+    route: 'start',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('start', { headers: await g.userToken(randomUUID()), body: oversize({ organization_id: randomUUID() }) }),
+  },
+  {
+    route: 'start',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('start', { headers: { ...(await g.userToken(randomUUID())), ...XML }, body: '<a/>' }),
+  },
+  {
+    route: 'start',
+    status: 503,
+    code: 'no_gateway_available',
+    how: 'no gateway in the pool',
     run: async () => {
       const org = randomUUID();
       return send('start', { headers: await g.userToken(org), body: { organization_id: org } });
-    } },
-  { route: 'start', status: 500, code: 'internal', how: 'the database fails',
+    },
+  },
+  {
+    route: 'start',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const org = randomUUID();
       const headers = await g.userToken(org);
       return withBrokenDatabase(() => send('start', { headers, body: { organization_id: org } }));
-    } },
+    },
+  },
 
   // config
-  { route: 'config', status: 200, how: 'the gateway holds a restarting allocation',
-    run: async () => send('config', { headers: (await restarting()).gw.auth, body: {} }) },
-  { route: 'config', status: 400, code: 'bad_request', how: 'unknown field',
-    run: async () => send('config', { headers: (await gateway()).auth, body: { allocation_id: randomUUID() } }) },
-  { route: 'config', status: 401, code: 'unauthorized', how: 'no Authorization',
-    run: async () => send('config', { headers: {}, body: {} }) },
-  { route: 'config', status: 403, code: 'forbidden', how: 'an admin token',
-    run: async () => send('config', { headers: g.admin, body: {} }) },
-  { route: 'config', status: 404, code: 'no_allocation', how: 'the gateway is idle',
-    run: async () => send('config', { headers: (await gateway()).auth, body: {} }) },
-  { route: 'config', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('config', { headers: (await gateway()).auth, body: oversize({}) }) },
-  { route: 'config', status: 415, code: 'unsupported_media_type', how: 'no content type',
+  {
+    route: 'config',
+    status: 200,
+    how: 'the gateway holds a restarting allocation',
+    run: async () => send('config', { headers: (await restarting()).gw.auth, body: {} }),
+  },
+  {
+    route: 'config',
+    status: 400,
+    code: 'bad_request',
+    how: 'unknown field',
+    run: async () => send('config', { headers: (await gateway()).auth, body: { allocation_id: randomUUID() } }),
+  },
+  {
+    route: 'config',
+    status: 401,
+    code: 'unauthorized',
+    how: 'no Authorization',
+    run: async () => send('config', { headers: {}, body: {} }),
+  },
+  {
+    route: 'config',
+    status: 403,
+    code: 'forbidden',
+    how: 'an admin token',
+    run: async () => send('config', { headers: g.admin, body: {} }),
+  },
+  {
+    route: 'config',
+    status: 404,
+    code: 'no_allocation',
+    how: 'the gateway is idle',
+    run: async () => send('config', { headers: (await gateway()).auth, body: {} }),
+  },
+  {
+    route: 'config',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('config', { headers: (await gateway()).auth, body: oversize({}) }),
+  },
+  {
+    route: 'config',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'no content type',
     run: async () => {
       const r = ganymedeContract.config;
       return rawRequest(g.url, 'POST', r.path, { ...(await gateway()).auth }, '{}');
-    } },
-  { route: 'config', status: 500, code: 'internal', how: 'the database fails',
+    },
+  },
+  {
+    route: 'config',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const headers = (await gateway()).auth;
       return withBrokenDatabase(() => send('config', { headers, body: {} }));
-    } },
+    },
+  },
 
   // ready
-  { route: 'ready', status: 200, how: 'a new process reclaims its restarting allocation',
+  {
+    route: 'ready',
+    status: 200,
+    how: 'a new process reclaims its restarting allocation',
     run: async () => {
       const a = await restarting();
       return send('ready', { headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
-    } },
-  { route: 'ready', status: 400, code: 'bad_request', how: 'allocation_id is not a uuid',
-    run: async () => send('ready', { headers: (await gateway()).auth, body: { allocation_id: 'x' } }) },
-  { route: 'ready', status: 401, code: 'unauthorized', how: 'a token signed with another key',
+    },
+  },
+  {
+    route: 'ready',
+    status: 400,
+    code: 'bad_request',
+    how: 'allocation_id is not a uuid',
+    run: async () => send('ready', { headers: (await gateway()).auth, body: { allocation_id: 'x' } }),
+  },
+  {
+    route: 'ready',
+    status: 401,
+    code: 'unauthorized',
+    how: 'a token signed with another key',
     run: async () => {
       const { Tokens } = await import('../src/auth.js');
       const other = new Tokens(new Uint8Array(32).fill(7));
       return send('ready', { headers: bearer(await other.sign({ typ: 'gateway', sub: randomUUID() })), body: { allocation_id: null } });
-    } },
-  { route: 'ready', status: 403, code: 'forbidden', how: "gateway A's token readies B's allocation",
+    },
+  },
+  {
+    route: 'ready',
+    status: 403,
+    code: 'forbidden',
+    how: "gateway A's token readies B's allocation",
     run: async () => {
       const a = await live();
       const other = await gateway();
       return send('ready', { headers: other.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
-    } },
-  { route: 'ready', status: 404, code: 'allocation_not_found', how: 'unknown allocation',
-    run: async () => send('ready', { headers: (await gateway()).auth, body: { allocation_id: randomUUID() } }) },
-  { route: 'ready', status: 409, code: 'allocation_ended', how: 'the allocation ended',
+    },
+  },
+  {
+    route: 'ready',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'unknown allocation',
+    run: async () => send('ready', { headers: (await gateway()).auth, body: { allocation_id: randomUUID() } }),
+  },
+  {
+    route: 'ready',
+    status: 409,
+    code: 'allocation_ended',
+    how: 'the allocation ended',
     run: async () => {
       const a = await ended();
       return send('ready', { headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
-    } },
-  { route: 'ready', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('ready', { headers: (await gateway()).auth, body: oversize({ allocation_id: null }) }) },
-  { route: 'ready', status: 415, code: 'unsupported_media_type', how: 'form-urlencoded',
+    },
+  },
+  {
+    route: 'ready',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('ready', { headers: (await gateway()).auth, body: oversize({ allocation_id: null }) }),
+  },
+  {
+    route: 'ready',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'form-urlencoded',
     run: async () =>
-      send('ready', { headers: { ...(await gateway()).auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'allocation_id=' }) },
-  { route: 'ready', status: 500, code: 'internal', how: 'the database fails',
+      send('ready', {
+        headers: { ...(await gateway()).auth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'allocation_id=',
+      }),
+  },
+  {
+    route: 'ready',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const headers = (await gateway()).auth;
       return withBrokenDatabase(() => send('ready', { headers, body: { allocation_id: null } }));
-    } },
+    },
+  },
 
-  { route: 'ready', status: 409, code: 'allocation_ended', how: 'a crash reclaim past the crash-loop limit ends it',
+  {
+    route: 'ready',
+    status: 409,
+    code: 'allocation_ended',
+    how: 'a crash reclaim past the crash-loop limit ends it',
     run: async () => {
       const a = await live();
       // Crash reclaims already in the window: the next one is the limit-th.
@@ -202,161 +341,396 @@ const cases: Case[] = [
         expect(r.status).toBe(200);
       }
       return send('ready', { headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
-    } },
+    },
+  },
 
   // lease
-  { route: 'lease', status: 200, how: 'the holding process renews at its epoch',
+  {
+    route: 'lease',
+    status: 200,
+    how: 'the holding process renews at its epoch',
     run: async () => {
       const a = await live();
       return send('lease', { headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
-    } },
-  { route: 'lease', status: 400, code: 'bad_request', how: 'instance_id missing',
-    run: async () => send('lease', { headers: (await gateway()).auth, body: { allocation_id: null } }) },
-  { route: 'lease', status: 401, code: 'unauthorized', how: 'garbage token',
-    run: async () => send('lease', { headers: GARBAGE, body: { instance_id: randomUUID(), allocation_id: null } }) },
-  { route: 'lease', status: 403, code: 'forbidden', how: "gateway B renews with A's allocation",
+    },
+  },
+  {
+    route: 'lease',
+    status: 400,
+    code: 'bad_request',
+    how: 'instance_id missing',
+    run: async () => send('lease', { headers: (await gateway()).auth, body: { allocation_id: null } }),
+  },
+  {
+    route: 'lease',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('lease', { headers: GARBAGE, body: { instance_id: randomUUID(), allocation_id: null } }),
+  },
+  {
+    route: 'lease',
+    status: 403,
+    code: 'forbidden',
+    how: "gateway B renews with A's allocation",
     run: async () => {
       const a = await live();
       const b = await gateway();
       return send('lease', { headers: b.auth, body: { instance_id: b.instanceId, allocation_id: a.id, epoch: 1 } });
-    } },
-  { route: 'lease', status: 403, code: 'forbidden', how: 'an unregistered gateway',
-    run: async () => send('lease', { headers: await gatewayToken(), body: { instance_id: randomUUID(), allocation_id: null } }) },
-  { route: 'lease', status: 409, code: 'superseded', how: 'another process of the gateway said ready since',
+    },
+  },
+  {
+    route: 'lease',
+    status: 403,
+    code: 'forbidden',
+    how: 'an unregistered gateway',
+    run: async () => send('lease', { headers: await gatewayToken(), body: { instance_id: randomUUID(), allocation_id: null } }),
+  },
+  {
+    route: 'lease',
+    status: 409,
+    code: 'superseded',
+    how: 'another process of the gateway said ready since',
     run: async () => {
       const a = await live();
       await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
       return send('lease', { headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
-    } },
-  { route: 'lease', status: 409, code: 'allocation_ended', how: 'the allocation ended under the process (lease expired)',
+    },
+  },
+  {
+    route: 'lease',
+    status: 409,
+    code: 'allocation_ended',
+    how: 'the allocation ended under the process (lease expired)',
     run: async () => {
       const a = await live();
       await send('lease', { headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
       await g.ganymede.db.query(`UPDATE gateways SET lease_expires_at = now() - interval '1 hour' WHERE id = $1`, [a.gw.gatewayId]);
       expect(await g.ganymede.reaper.runOnce()).toBe(1);
       return send('lease', { headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
-    } },
-  { route: 'lease', status: 409, code: 'stale_epoch', how: 'the process names an epoch the allocation is not at',
+    },
+  },
+  {
+    route: 'lease',
+    status: 409,
+    code: 'stale_epoch',
+    how: 'the process names an epoch the allocation is not at',
     run: async () => {
       const a = await live();
       return send('lease', { headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 2 } });
-    } },
-  { route: 'lease', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('lease', { headers: (await gateway()).auth, body: oversize({ instance_id: randomUUID(), allocation_id: null }) }) },
-  { route: 'lease', status: 415, code: 'unsupported_media_type', how: 'application/xml',
-    run: async () => send('lease', { headers: { ...(await gateway()).auth, ...XML }, body: '<lease/>' }) },
-  { route: 'lease', status: 500, code: 'internal', how: 'the database fails',
+    },
+  },
+  {
+    route: 'lease',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('lease', { headers: (await gateway()).auth, body: oversize({ instance_id: randomUUID(), allocation_id: null }) }),
+  },
+  {
+    route: 'lease',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('lease', { headers: { ...(await gateway()).auth, ...XML }, body: '<lease/>' }),
+  },
+  {
+    route: 'lease',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const gw = await gateway();
       return withBrokenDatabase(() => send('lease', { headers: gw.auth, body: { instance_id: gw.instanceId, allocation_id: null } }));
-    } },
+    },
+  },
 
   // stop
-  { route: 'stop', status: 200, how: 'the holder stops at its epoch',
-    run: async () => send('stop', { headers: (await live()).orgAuth, body: { reason: 'stop', epoch: 1 } }) },
-  { route: 'stop', status: 400, code: 'bad_request', how: 'a restart reason',
-    run: async () => send('stop', { headers: (await live()).orgAuth, body: { reason: 'reload' } }) },
-  { route: 'stop', status: 401, code: 'unauthorized', how: 'garbage token',
-    run: async () => send('stop', { headers: GARBAGE, body: { reason: 'stop' } }) },
-  { route: 'stop', status: 403, code: 'forbidden', how: 'the org token names another allocation',
+  {
+    route: 'stop',
+    status: 200,
+    how: 'the holder stops at its epoch',
+    run: async () => send('stop', { headers: (await live()).orgAuth, body: { reason: 'stop', epoch: 1 } }),
+  },
+  {
+    route: 'stop',
+    status: 400,
+    code: 'bad_request',
+    how: 'a restart reason',
+    run: async () => send('stop', { headers: (await live()).orgAuth, body: { reason: 'reload' } }),
+  },
+  {
+    route: 'stop',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('stop', { headers: GARBAGE, body: { reason: 'stop' } }),
+  },
+  {
+    route: 'stop',
+    status: 403,
+    code: 'forbidden',
+    how: 'the org token names another allocation',
     run: async () => {
       const a = await live();
       const b = await live();
       return send('stop', { headers: a.orgAuth, body: { reason: 'stop', allocation_id: b.id } });
-    } },
-  { route: 'stop', status: 404, code: 'allocation_not_found', how: 'an org token for an allocation that does not exist',
-    run: async () => send('stop', { headers: await g.orgToken(randomUUID()), body: { reason: 'stop' } }) },
-  { route: 'stop', status: 409, code: 'stale_epoch', how: 'a stale epoch',
+    },
+  },
+  {
+    route: 'stop',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'an org token for an allocation that does not exist',
+    run: async () => send('stop', { headers: await g.orgToken(randomUUID()), body: { reason: 'stop' } }),
+  },
+  {
+    route: 'stop',
+    status: 409,
+    code: 'stale_epoch',
+    how: 'a stale epoch',
     run: async () => {
       const a = await live();
       await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } }); // epoch 2
       return send('stop', { headers: a.orgAuth, body: { reason: 'stop', epoch: 1 } });
-    } },
-  { route: 'stop', status: 403, code: 'allocation_ended', how: 'already ended (its token went with it)',
-    run: async () => send('stop', { headers: (await ended()).orgAuth, body: { reason: 'stop' } }) },
-  { route: 'stop', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('stop', { headers: (await live()).orgAuth, body: oversize({ reason: 'stop' }) }) },
-  { route: 'stop', status: 415, code: 'unsupported_media_type', how: 'application/xml',
-    run: async () => send('stop', { headers: { ...(await live()).orgAuth, ...XML }, body: '<stop/>' }) },
-  { route: 'stop', status: 500, code: 'internal', how: 'the database fails',
+    },
+  },
+  {
+    route: 'stop',
+    status: 403,
+    code: 'allocation_ended',
+    how: 'already ended (its token went with it)',
+    run: async () => send('stop', { headers: (await ended()).orgAuth, body: { reason: 'stop' } }),
+  },
+  {
+    route: 'stop',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('stop', { headers: (await live()).orgAuth, body: oversize({ reason: 'stop' }) }),
+  },
+  {
+    route: 'stop',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('stop', { headers: { ...(await live()).orgAuth, ...XML }, body: '<stop/>' }),
+  },
+  {
+    route: 'stop',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const headers = (await live()).orgAuth;
       return withBrokenDatabase(() => send('stop', { headers, body: { reason: 'stop' } }));
-    } },
+    },
+  },
 
   // restart
-  { route: 'restart', status: 200, how: 'the holder restarts at its epoch',
-    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', epoch: 1, grace_seconds: 30 } }) },
-  { route: 'restart', status: 400, code: 'bad_request', how: 'grace_seconds 0',
-    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', grace_seconds: 0 } }) },
-  { route: 'restart', status: 401, code: 'unauthorized', how: 'no Authorization',
-    run: async () => send('restart', { headers: {}, body: { reason: 'reload' } }) },
-  { route: 'restart', status: 403, code: 'forbidden', how: 'a gateway token',
-    run: async () => send('restart', { headers: (await live()).gw.auth, body: { reason: 'reload' } }) },
-  { route: 'restart', status: 404, code: 'allocation_not_found', how: 'an org token for an allocation that does not exist',
-    run: async () => send('restart', { headers: await g.orgToken(randomUUID()), body: { reason: 'reload' } }) },
-  { route: 'restart', status: 403, code: 'allocation_ended', how: 'already ended (its token went with it)',
-    run: async () => send('restart', { headers: (await ended()).orgAuth, body: { reason: 'reload', epoch: 1 } }) },
-  { route: 'restart', status: 409, code: 'stale_epoch', how: 'a stale epoch',
-    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', epoch: 2 } }) },
-  { route: 'restart', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('restart', { headers: (await live()).orgAuth, body: oversize({ reason: 'reload' }) }) },
-  { route: 'restart', status: 415, code: 'unsupported_media_type', how: 'application/xml',
-    run: async () => send('restart', { headers: { ...(await live()).orgAuth, ...XML }, body: '<restart/>' }) },
-  { route: 'restart', status: 500, code: 'internal', how: 'the database fails',
+  {
+    route: 'restart',
+    status: 200,
+    how: 'the holder restarts at its epoch',
+    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', epoch: 1, grace_seconds: 30 } }),
+  },
+  {
+    route: 'restart',
+    status: 400,
+    code: 'bad_request',
+    how: 'grace_seconds 0',
+    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', grace_seconds: 0 } }),
+  },
+  {
+    route: 'restart',
+    status: 401,
+    code: 'unauthorized',
+    how: 'no Authorization',
+    run: async () => send('restart', { headers: {}, body: { reason: 'reload' } }),
+  },
+  {
+    route: 'restart',
+    status: 403,
+    code: 'forbidden',
+    how: 'a gateway token',
+    run: async () => send('restart', { headers: (await live()).gw.auth, body: { reason: 'reload' } }),
+  },
+  {
+    route: 'restart',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'an org token for an allocation that does not exist',
+    run: async () => send('restart', { headers: await g.orgToken(randomUUID()), body: { reason: 'reload' } }),
+  },
+  {
+    route: 'restart',
+    status: 403,
+    code: 'allocation_ended',
+    how: 'already ended (its token went with it)',
+    run: async () => send('restart', { headers: (await ended()).orgAuth, body: { reason: 'reload', epoch: 1 } }),
+  },
+  {
+    route: 'restart',
+    status: 409,
+    code: 'stale_epoch',
+    how: 'a stale epoch',
+    run: async () => send('restart', { headers: (await live()).orgAuth, body: { reason: 'reload', epoch: 2 } }),
+  },
+  {
+    route: 'restart',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('restart', { headers: (await live()).orgAuth, body: oversize({ reason: 'reload' }) }),
+  },
+  {
+    route: 'restart',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('restart', { headers: { ...(await live()).orgAuth, ...XML }, body: '<restart/>' }),
+  },
+  {
+    route: 'restart',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
     run: async () => {
       const headers = (await live()).orgAuth;
       return withBrokenDatabase(() => send('restart', { headers, body: { reason: 'reload' } }));
-    } },
+    },
+  },
 
   // addGateway
-  { route: 'addGateway', status: 201, how: 'an admin registers a URL',
-    run: async () => send('addGateway', { headers: g.admin, body: { url: 'http://127.0.0.1:4101' } }) },
-  { route: 'addGateway', status: 400, code: 'bad_request', how: 'not an http(s) URL',
-    run: async () => send('addGateway', { headers: g.admin, body: { url: 'ftp://127.0.0.1/' } }) },
-  { route: 'addGateway', status: 401, code: 'unauthorized', how: 'garbage token',
-    run: async () => send('addGateway', { headers: GARBAGE, body: { url: 'http://127.0.0.1:4101' } }) },
-  { route: 'addGateway', status: 403, code: 'forbidden', how: 'a gateway token',
-    run: async () => send('addGateway', { headers: await gatewayToken(), body: { url: 'http://127.0.0.1:4101' } }) },
-  { route: 'addGateway', status: 413, code: 'payload_too_large', how: 'body over 64 KiB',
-    run: async () => send('addGateway', { headers: g.admin, body: oversize({ url: 'http://127.0.0.1:4101' }) }) },
-  { route: 'addGateway', status: 415, code: 'unsupported_media_type', how: 'application/xml',
-    run: async () => send('addGateway', { headers: { ...g.admin, ...XML }, body: '<url/>' }) },
-  { route: 'addGateway', status: 500, code: 'internal', how: 'the database fails',
-    run: async () => withBrokenDatabase(() => send('addGateway', { headers: g.admin, body: { url: 'http://127.0.0.1:4101' } })) },
+  {
+    route: 'addGateway',
+    status: 201,
+    how: 'an admin registers a URL',
+    run: async () => send('addGateway', { headers: g.admin, body: { url: 'http://127.0.0.1:4101' } }),
+  },
+  {
+    route: 'addGateway',
+    status: 400,
+    code: 'bad_request',
+    how: 'not an http(s) URL',
+    run: async () => send('addGateway', { headers: g.admin, body: { url: 'ftp://127.0.0.1/' } }),
+  },
+  {
+    route: 'addGateway',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('addGateway', { headers: GARBAGE, body: { url: 'http://127.0.0.1:4101' } }),
+  },
+  {
+    route: 'addGateway',
+    status: 403,
+    code: 'forbidden',
+    how: 'a gateway token',
+    run: async () => send('addGateway', { headers: await gatewayToken(), body: { url: 'http://127.0.0.1:4101' } }),
+  },
+  {
+    route: 'addGateway',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('addGateway', { headers: g.admin, body: oversize({ url: 'http://127.0.0.1:4101' }) }),
+  },
+  {
+    route: 'addGateway',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('addGateway', { headers: { ...g.admin, ...XML }, body: '<url/>' }),
+  },
+  {
+    route: 'addGateway',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => withBrokenDatabase(() => send('addGateway', { headers: g.admin, body: { url: 'http://127.0.0.1:4101' } })),
+  },
 
   // status
-  { route: 'status', status: 200, how: 'a pool with an idle and a live gateway',
+  {
+    route: 'status',
+    status: 200,
+    how: 'a pool with an idle and a live gateway',
     run: async () => {
       await live();
       await gateway();
       return send('status', { headers: g.admin });
-    } },
-  { route: 'status', status: 401, code: 'unauthorized', how: 'Basic instead of Bearer',
-    run: async () => send('status', { headers: { authorization: 'Basic YTpi' } }) },
-  { route: 'status', status: 403, code: 'forbidden', how: 'a user token',
-    run: async () => send('status', { headers: await g.userToken(randomUUID()) }) },
-  { route: 'status', status: 500, code: 'internal', how: 'the database fails',
-    run: async () => withBrokenDatabase(() => send('status', { headers: g.admin })) },
+    },
+  },
+  {
+    route: 'status',
+    status: 401,
+    code: 'unauthorized',
+    how: 'Basic instead of Bearer',
+    run: async () => send('status', { headers: { authorization: 'Basic YTpi' } }),
+  },
+  {
+    route: 'status',
+    status: 403,
+    code: 'forbidden',
+    how: 'a user token',
+    run: async () => send('status', { headers: await g.userToken(randomUUID()) }),
+  },
+  {
+    route: 'status',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => withBrokenDatabase(() => send('status', { headers: g.admin })),
+  },
 
   // allocation
-  { route: 'allocation', status: 200, how: 'an allocation with a history',
+  {
+    route: 'allocation',
+    status: 200,
+    how: 'an allocation with a history',
     run: async () => {
       const a = await restarting();
       await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
       await g.client.stop({ headers: a.orgAuth, body: { reason: 'stop', epoch: 2 } });
       return send('allocation', { headers: g.admin, params: { allocation_id: a.id } });
-    } },
-  { route: 'allocation', status: 400, code: 'bad_request', how: 'the path is not a uuid',
-    run: async () => send('allocation', { headers: g.admin, params: { allocation_id: 'not-a-uuid' } }) },
-  { route: 'allocation', status: 401, code: 'unauthorized', how: 'garbage token',
-    run: async () => send('allocation', { headers: GARBAGE, params: { allocation_id: randomUUID() } }) },
-  { route: 'allocation', status: 403, code: 'forbidden', how: 'an organization token',
-    run: async () => send('allocation', { headers: await g.orgToken(randomUUID()), params: { allocation_id: randomUUID() } }) },
-  { route: 'allocation', status: 404, code: 'allocation_not_found', how: 'unknown allocation',
-    run: async () => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } }) },
-  { route: 'allocation', status: 500, code: 'internal', how: 'the database fails',
-    run: async () => withBrokenDatabase(() => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } })) },
+    },
+  },
+  {
+    route: 'allocation',
+    status: 400,
+    code: 'bad_request',
+    how: 'the path is not a uuid',
+    run: async () => send('allocation', { headers: g.admin, params: { allocation_id: 'not-a-uuid' } }),
+  },
+  {
+    route: 'allocation',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('allocation', { headers: GARBAGE, params: { allocation_id: randomUUID() } }),
+  },
+  {
+    route: 'allocation',
+    status: 403,
+    code: 'forbidden',
+    how: 'an organization token',
+    run: async () => send('allocation', { headers: await g.orgToken(randomUUID()), params: { allocation_id: randomUUID() } }),
+  },
+  {
+    route: 'allocation',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'unknown allocation',
+    run: async () => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } }),
+  },
+  {
+    route: 'allocation',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => withBrokenDatabase(() => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } })),
+  },
 
   ...(Object.keys(ganymedeContract) as Route[]).flatMap(transportCases),
 ];
@@ -371,11 +745,14 @@ const NOT_PRODUCIBLE: Partial<Record<Route, Record<number, string>>> = {
   allocation: { 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
 };
 
-describe('every route × declared status: the body parses with the contract and has the example\'s keys', () => {
+describe("every route × declared status: the body parses with the contract and has the example's keys", () => {
   it.each(cases)('$route answers $status when $how', async (c) => {
     const res = await c.run();
     expect(res.status, JSON.stringify(res.body)).toBe(c.status);
-    const responses = ganymedeContract[c.route].responses as Record<number, { safeParse(v: unknown): { success: boolean; error?: unknown } }>;
+    const responses = ganymedeContract[c.route].responses as Record<
+      number,
+      { safeParse(v: unknown): { success: boolean; error?: unknown } }
+    >;
     const parsed = responses[c.status]!.safeParse(res.body);
     expect(parsed.success, JSON.stringify(parsed.error)).toBe(true);
     const example = (ganymedeExamples[c.route].responses as Record<number, unknown>)[c.status];

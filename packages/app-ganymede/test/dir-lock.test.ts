@@ -11,7 +11,7 @@ import { openDatabase } from '../src/db/open.js';
 const freshDir = () => mkdtemp(join(tmpdir(), 'ganymede-lock-'));
 
 describe('the data directory lock', () => {
-  it('refuses a second holder, naming the first one\'s pid, until it is released', async () => {
+  it("refuses a second holder, naming the first one's pid, until it is released", async () => {
     const dir = await freshDir();
     const first = await lockDataDir(dir);
     const refused = await lockDataDir(dir).catch((error: unknown) => error);

@@ -28,7 +28,10 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
     );
   }
   const now = Date.now() / 1000;
-  await dropSchemas(url, existing.filter((name) => now - schemaRunStart(name) > STALE_AFTER_SECONDS));
+  await dropSchemas(
+    url,
+    existing.filter((name) => now - schemaRunStart(name) > STALE_AFTER_SECONDS),
+  );
   console.log(`Ganymede's tests run on PostgreSQL at ${redactUrl(url)}, in schemas ${prefix}*`);
 
   return async () => {

@@ -62,7 +62,17 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     list: [name: string, body: string | Buffer | undefined, status: number, error?: ErrorCode, extraHeaders?: Record<string, string>][],
   ) => {
     for (const [name, body, status, error, extraHeaders] of list) {
-      cases.push({ api, route, name, method, path, headers: { ...headers, ...(body === undefined ? {} : JSON_TYPE), ...extraHeaders }, body, status, error });
+      cases.push({
+        api,
+        route,
+        name,
+        method,
+        path,
+        headers: { ...headers, ...(body === undefined ? {} : JSON_TYPE), ...extraHeaders },
+        body,
+        status,
+        error,
+      });
     }
   };
   const json = (v: unknown) => JSON.stringify(v);
@@ -74,7 +84,12 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['organization_id a 60 000-character string', json({ organization_id: LONG }), 400, 'bad_request'],
     ['organization_id with invalid UTF-8 bytes', withInvalidUtf8('{"organization_id":"', '"}'), 400, 'bad_request'],
     ['a __proto__ key', `{"__proto__":{"admin":true},"organization_id":"${ids.freeOrganization}"}`, 400, 'bad_request'],
-    ['a constructor.prototype key', `{"constructor":{"prototype":{"admin":true}},"organization_id":"${ids.freeOrganization}"}`, 400, 'bad_request'],
+    [
+      'a constructor.prototype key',
+      `{"constructor":{"prototype":{"admin":true}},"organization_id":"${ids.freeOrganization}"}`,
+      400,
+      'bad_request',
+    ],
     ['a body past 64 KiB', json({ organization_id: ids.freeOrganization, pad: OVERSIZE }), 413, 'payload_too_large'],
     ['text/html', `<p>${ids.freeOrganization}</p>`, 415, 'unsupported_media_type', { 'content-type': 'text/html' }],
     ['10 000 nested arrays', `{"organization_id":${nested(10_000)}}`, 400, 'bad_request'],
@@ -154,22 +169,43 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['url 1e308', '{"url":1e308}', 400, 'bad_request'],
     ['url null', json({ url: null }), 400, 'bad_request'],
     ['a __proto__ key', '{"__proto__":{"x":1},"url":"http://127.0.0.1:4999"}', 400, 'bad_request'],
-    ['application/x-www-form-urlencoded', 'url=http%3A%2F%2F127.0.0.1%3A4999', 415, 'unsupported_media_type', {
-      'content-type': 'application/x-www-form-urlencoded',
-    }],
+    [
+      'application/x-www-form-urlencoded',
+      'url=http%3A%2F%2F127.0.0.1%3A4999',
+      415,
+      'unsupported_media_type',
+      {
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+    ],
   ]);
 
   // GET /admin/status (admin token)
   add('ganymede', 'status', 'GET', '/admin/status', {}, [
     ['a SQL-looking bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${SQL.replace(/ /g, '')}` }],
     ['an 8 KiB bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${'a'.repeat(8192)}` }],
-    ['Authorization without a scheme', undefined, 401, 'unauthorized', { authorization: auth.admin.authorization!.slice('Bearer '.length) }],
+    [
+      'Authorization without a scheme',
+      undefined,
+      401,
+      'unauthorized',
+      { authorization: auth.admin.authorization!.slice('Bearer '.length) },
+    ],
   ]);
   add('ganymede', 'status', 'POST', '/admin/status', auth.admin, [['POST instead of GET', '{}', 404, 'not_found']]);
 
   // GET /admin/allocations/:allocation_id (admin token)
   const allocation = (param: string, status: number, error: ErrorCode, name: string) =>
-    cases.push({ api: 'ganymede', route: 'allocation', name, method: 'GET', path: `/admin/allocations/${param}`, headers: auth.admin, status, error });
+    cases.push({
+      api: 'ganymede',
+      route: 'allocation',
+      name,
+      method: 'GET',
+      path: `/admin/allocations/${param}`,
+      headers: auth.admin,
+      status,
+      error,
+    });
   allocation(encodeURIComponent(SQL), 400, 'bad_request', 'path SQL-looking');
   allocation('%ZZ', 400, 'bad_request', 'path with bad percent-encoding');
   allocation('%E0%A4%A', 400, 'bad_request', 'path with a truncated percent-encoded character');
@@ -209,10 +245,18 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     // Well-formed, without Ganymede's proof: refused before Ganymede is asked.
     ['a notice token for another allocation', json({ allocation_id: UNKNOWN }), 401, 'unauthorized'],
     ["a gateway's own token instead of a notice token", json({ allocation_id: ids.allocationA }), 401, 'unauthorized', auth.gatewayA],
-    ['a notice token with its signature cut off', json({ allocation_id: ids.allocationA }), 401, 'unauthorized', {
-      authorization: (auth.noticeA.authorization ?? '').replace(/\.[^.]*$/, '.'),
-    }],
+    [
+      'a notice token with its signature cut off',
+      json({ allocation_id: ids.allocationA }),
+      401,
+      'unauthorized',
+      {
+        authorization: (auth.noticeA.authorization ?? '').replace(/\.[^.]*$/, '.'),
+      },
+    ],
   ]);
-  add('gateway', 'allocated', 'POST', '/allocated', {}, [['no notice token', json({ allocation_id: ids.allocationA }), 401, 'unauthorized']]);
+  add('gateway', 'allocated', 'POST', '/allocated', {}, [
+    ['no notice token', json({ allocation_id: ids.allocationA }), 401, 'unauthorized'],
+  ]);
   return cases;
 }

@@ -62,7 +62,14 @@ async function everything() {
  * names and statuses) is taken from the corpus over a stand-in world, the requests from the real one.
  */
 const STAND_IN: HostileContext = {
-  auth: { admin: bearer('a'), user: bearer('u'), gatewayA: bearer('g'), orgA: bearer('o'), noticeA: bearer('n'), noticeUnknown: bearer('n') },
+  auth: {
+    admin: bearer('a'),
+    user: bearer('u'),
+    gatewayA: bearer('g'),
+    orgA: bearer('o'),
+    noticeA: bearer('n'),
+    noticeUnknown: bearer('n'),
+  },
   ids: { allocationA: randomUUID(), instanceA: randomUUID(), freeOrganization: randomUUID() },
 };
 const NAMES = hostileCorpus(STAND_IN).map((c, i) => [`${c.api} ${c.route}: ${c.name} (${c.status})`, i] as const);
@@ -94,7 +101,21 @@ describe('the corpus', () => {
 
   it('covers each kind of hostile input', () => {
     const names = corpus.map((c) => c.name).join('\n');
-    for (const kind of ['SQL-looking', '__proto__', 'constructor.prototype', 'invalid UTF-8', 'past 64 KiB', '1e308', '-1', '2**53', '"NaN"', '60 000-character', 'percent-encoding', 'unknown field', 'text/plain']) {
+    for (const kind of [
+      'SQL-looking',
+      '__proto__',
+      'constructor.prototype',
+      'invalid UTF-8',
+      'past 64 KiB',
+      '1e308',
+      '-1',
+      '2**53',
+      '"NaN"',
+      '60 000-character',
+      'percent-encoding',
+      'unknown field',
+      'text/plain',
+    ]) {
       expect(names, kind).toContain(kind);
     }
   });

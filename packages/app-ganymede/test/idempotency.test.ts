@@ -38,7 +38,8 @@ async function allocationTables() {
 
 const restart = (a: Live, body: Record<string, unknown> = { reason: 'reload', epoch: 1 }) =>
   g.client.restart({ headers: a.orgAuth, body: body as never });
-const stop = (a: Live, body: Record<string, unknown> = { reason: 'stop', epoch: 1 }) => g.client.stop({ headers: a.orgAuth, body: body as never });
+const stop = (a: Live, body: Record<string, unknown> = { reason: 'stop', epoch: 1 }) =>
+  g.client.stop({ headers: a.orgAuth, body: body as never });
 const ready = (a: Live, instance_id: string) => g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id } });
 const renew = (a: Live) => g.client.lease({ headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
 
@@ -71,7 +72,9 @@ describe('repeated calls', () => {
     }
     expect(await allocationTables()).toEqual(before);
     expect(await allocationRow(a.id)).toMatchObject({ state: 'restarting', restart_reason: 'reload', epoch: 1 });
-    const { rows } = await sql(`SELECT count(*)::int AS n FROM allocation_events WHERE allocation_id = $1 AND kind = 'restart_requested'`, [a.id]);
+    const { rows } = await sql(`SELECT count(*)::int AS n FROM allocation_events WHERE allocation_id = $1 AND kind = 'restart_requested'`, [
+      a.id,
+    ]);
     expect(rows[0]).toEqual({ n: 1 });
   });
 
@@ -90,7 +93,10 @@ describe('repeated calls', () => {
     const a = await live(); // claimed by a.instanceId at epoch 1
     let before = await allocationTables();
     for (let i = 0; i < 3; i++) {
-      expect(await ready(a, a.instanceId)).toMatchObject({ status: 200, body: { reclaimed: false, allocation: { allocation_id: a.id, epoch: 1 } } });
+      expect(await ready(a, a.instanceId)).toMatchObject({
+        status: 200,
+        body: { reclaimed: false, allocation: { allocation_id: a.id, epoch: 1 } },
+      });
     }
     expect(await allocationTables()).toEqual(before);
 
@@ -182,7 +188,12 @@ const RACES: Race[] = [
     setUp: leasePastGrace,
     renewsLease: true,
     call: (a) => renew(a),
-    callFirst: { answer: { status: 200, body: { allocation: { state: 'active', epoch: 1 } } }, reaped: 0, final: { state: 'active' }, terminal: [] },
+    callFirst: {
+      answer: { status: 200, body: { allocation: { state: 'active', epoch: 1 } } },
+      reaped: 0,
+      final: { state: 'active' },
+      terminal: [],
+    },
     reaperFirst: { answer: ENDED_409, reaped: 1, ...leaseExpired },
   },
   {

@@ -8,13 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import {
-  bearer,
-  closedUrl,
-  controlPlaneOf,
-  recordQueries,
-  useGanymede,
-} from './support.js';
+import { bearer, closedUrl, controlPlaneOf, recordQueries, useGanymede } from './support.js';
 import { inProcessGateway } from './in-process-gateway.js';
 
 const LEASE = 10;
@@ -75,9 +69,10 @@ const lapse = (gatewayId: string, secondsAgo: number) =>
   sql('UPDATE gateways SET lease_expires_at = now() - make_interval(secs => $2) WHERE id = $1', [gatewayId, secondsAgo]);
 /** Seconds until the gateway's lease lapses (database clock). */
 async function leaseLeft(gatewayId: string) {
-  const { rows } = await sql<{ left: number }>('SELECT extract(epoch FROM lease_expires_at - now())::float8 AS left FROM gateways WHERE id = $1', [
-    gatewayId,
-  ]);
+  const { rows } = await sql<{ left: number }>(
+    'SELECT extract(epoch FROM lease_expires_at - now())::float8 AS left FROM gateways WHERE id = $1',
+    [gatewayId],
+  );
   return rows[0]!.left;
 }
 
@@ -103,7 +98,10 @@ describe('POST /gateway/lease: renewal', () => {
     const res = await renew(a.gw.auth, a.instanceId, a.id, 1);
     expect(res).toMatchObject({
       status: 200,
-      body: { lease: { seconds: LEASE }, allocation: { allocation_id: a.id, organization_id: a.organizationId, state: 'active', epoch: 1 } },
+      body: {
+        lease: { seconds: LEASE },
+        allocation: { allocation_id: a.id, organization_id: a.organizationId, state: 'active', epoch: 1 },
+      },
     });
     if (res.status !== 200) return;
     const row = await gatewayRow(a.gw.gatewayId);
@@ -154,7 +152,9 @@ describe('POST /gateway/lease: renewal', () => {
     expect(again.status).toBe(200);
     if (again.status !== 200) return;
     expect(again.body.lease.expires_at).not.toBeNull();
-    expect(new Date(again.body.lease.expires_at!).toISOString()).toBe(new Date((await gatewayRow(gw.gatewayId)).lease_expires_at as string).toISOString());
+    expect(new Date(again.body.lease.expires_at!).toISOString()).toBe(
+      new Date((await gatewayRow(gw.gatewayId)).lease_expires_at as string).toISOString(),
+    );
     expect(await leaseLeft(gw.gatewayId)).toBeGreaterThan(LEASE - 5);
   });
 });
@@ -251,7 +251,10 @@ describe('what a renewal brings back into the pool', () => {
       status: 200,
       body: { allocation: { allocation_id: started.body.allocation_id, organization_id: org, state: 'active', epoch: 1 } },
     });
-    const claim = await g.client.ready({ headers: gw.auth, body: { allocation_id: started.body.allocation_id, instance_id: gw.instanceId } });
+    const claim = await g.client.ready({
+      headers: gw.auth,
+      body: { allocation_id: started.body.allocation_id, instance_id: gw.instanceId },
+    });
     expect(claim).toMatchObject({ status: 200, body: { reclaimed: false, allocation: { epoch: 1, state: 'active' } } });
     expect(await audit(started.body.allocation_id)).toEqual([{ kind: 'allocated', reason: null, epoch: 1 }]);
   });

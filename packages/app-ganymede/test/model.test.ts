@@ -17,7 +17,16 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.js';
 import { controlPlaneHeartbeat, expireLeases, renewLease } from '../src/sql/liveness.js';
 import { type Allocation, liveAllocationOfGateway } from '../src/sql/rows.js';
-import { allocate, anyGatewayFree, expireRestarts, type ReadyResult, ready, requestRestart, rollBack, stop } from '../src/sql/transitions.js';
+import {
+  allocate,
+  anyGatewayFree,
+  expireRestarts,
+  type ReadyResult,
+  ready,
+  requestRestart,
+  rollBack,
+  stop,
+} from '../src/sql/transitions.js';
 import {
   AllocationModel,
   type AuditEvent,
@@ -110,7 +119,10 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('config' as const), gw }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('ready' as const), gw, who, target: readyTarget }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('lease' as const), gw, who, idle: fc.constantFrom(false, false, false, true), epoch }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ t: fc.constant('lease' as const), gw, who, idle: fc.constantFrom(false, false, false, true), epoch }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -133,10 +145,23 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       reason: fc.constantFrom<StopReason>('stop', 'idle', 'decommission'),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ t: fc.constantFrom('crash' as const, 'pause' as const), gw, legacy: fc.constantFrom(false, false, false, true) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constantFrom('crash' as const, 'pause' as const),
+      gw,
+      legacy: fc.constantFrom(false, false, false, true),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('burst' as const), gw, size: fc.integer({ min: 2, max: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('rollback' as const), target: fc.oneof(fc.constant('unknown' as const), other) }) },
-  { weight: 5, arbitrary: fc.record({ t: fc.constant('reap' as const), pass: fc.constantFrom('full' as const, 'full' as const, 'restarts' as const, 'leases' as const) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      t: fc.constant('reap' as const),
+      pass: fc.constantFrom('full' as const, 'full' as const, 'restarts' as const, 'leases' as const),
+    }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -146,7 +171,13 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       reap: fc.boolean(),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('clock' as const), move: fc.constantFrom('crash_window' as const, 'outage' as const, 'hold_over' as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('clock' as const),
+      move: fc.constantFrom('crash_window' as const, 'outage' as const, 'hold_over' as const),
+    }),
+  },
 );
 
 // ------------------------------------------------------------------------------------------------ one run
@@ -312,7 +343,12 @@ class Run {
   private readyAnswered(g: number, process: Process, target: string | null, expected: ReadyAnswer, actual: ReadyResult) {
     const normalized: ReadyAnswer =
       actual.kind === 'ok'
-        ? { kind: 'ok', allocation: actual.allocation && view(actual.allocation), reclaimed: actual.reclaimed, leased: actual.lease.expires_at !== null }
+        ? {
+            kind: 'ok',
+            allocation: actual.allocation && view(actual.allocation),
+            reclaimed: actual.reclaimed,
+            leased: actual.lease.expires_at !== null,
+          }
         : actual.kind === 'crash_loop'
           ? { kind: 'crash_loop', allocation: view(actual.allocation) }
           : actual;
@@ -342,7 +378,11 @@ class Run {
   private async burst(gw: number, size: number): Promise<string> {
     const m = this.model;
     // The gw-th gateway among those holding a live allocation (a burst elsewhere only says ready).
-    const g = among(m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])), gw) ?? gw;
+    const g =
+      among(
+        m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])),
+        gw,
+      ) ?? gw;
     const live = m.liveOfGateway(g);
     const actualLive = await liveAllocationOfGateway(db, gatewayId(g));
     expect(actualLive ? view(actualLive) : actualLive).toEqual(live ? m.view(live) : null);
@@ -350,7 +390,8 @@ class Run {
     const target = live.id;
     const processes = Array.from({ length: size }, (_, i) => m.startProcess(g, false, i === 0, instanceId(++this.instances)));
     const answers = await Promise.all(processes.map((p) => ready(db, gatewayId(g), target, p.instance, POLICY)));
-    const rank = (r: ReadyResult) => (r.kind === 'ok' ? r.allocation?.epoch ?? 0 : r.kind === 'crash_loop' ? Number.MAX_SAFE_INTEGER - 1 : Number.MAX_SAFE_INTEGER);
+    const rank = (r: ReadyResult) =>
+      r.kind === 'ok' ? (r.allocation?.epoch ?? 0) : r.kind === 'crash_loop' ? Number.MAX_SAFE_INTEGER - 1 : Number.MAX_SAFE_INTEGER;
     const order = processes.map((p, i) => ({ p, actual: answers[i]! })).sort((x, y) => rank(x.actual) - rank(y.actual));
     // The gateway's processes, oldest first: the burst's in the order they took the lock.
     const all = m.gateway(g).processes;
@@ -398,7 +439,11 @@ class Run {
   private async fenced(c: Extract<Command, { t: 'restart' | 'stop' }>): Promise<string> {
     const m = this.model;
     // The gw-th gateway among those holding a live allocation (a stop or restart elsewhere is rarely interesting).
-    const g = among(m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])), c.gw) ?? c.gw;
+    const g =
+      among(
+        m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])),
+        c.gw,
+      ) ?? c.gw;
     const process = m.process(g, c.who);
     const target = c.target === 'held' ? (process?.allocation ?? m.liveOfGateway(g)?.id ?? null) : this.pick(c.target);
     if (target === null) return 'skipped: nothing to name';
@@ -436,7 +481,8 @@ class Run {
     }
     const ended: string[] = [];
     if (pass !== 'leases') ended.push(...(await this.expired(m.expireRestarts(), () => expireRestarts(db), 'restart_timeout')));
-    if (pass !== 'restarts') ended.push(...(await this.expired(m.expireLeases(), () => expireLeases(db, LEASE_GRACE_SECONDS), 'lease_expired')));
+    if (pass !== 'restarts')
+      ended.push(...(await this.expired(m.expireLeases(), () => expireLeases(db, LEASE_GRACE_SECONDS), 'lease_expired')));
     return `ended ${ended.map((id) => id.slice(0, 8)).join(', ') || 'nothing'}`;
   }
 
@@ -455,7 +501,10 @@ class Run {
     switch (c.move) {
       case 'restart_deadline': {
         // The gw-th gateway among those whose allocation is restarting.
-        const g = among(m.gateways.flatMap((_, g) => (m.liveOfGateway(g)?.state === 'restarting' ? [g] : [])), c.gw);
+        const g = among(
+          m.gateways.flatMap((_, g) => (m.liveOfGateway(g)?.state === 'restarting' ? [g] : [])),
+          c.gw,
+        );
         if (g === undefined || !m.restartDeadlinePasses(g)) return 'nothing restarting';
         await db.query(
           `UPDATE allocations SET restart_deadline = now() - interval '1 second' WHERE gateway_id = $1 AND state = 'restarting'`,
@@ -480,10 +529,9 @@ class Run {
       }
       case 'crash_window':
         m.crashWindowPasses();
-        await db.query(
-          `UPDATE allocation_events SET at = at - make_interval(secs => $1) WHERE kind = 'reclaimed' AND reason = 'crash'`,
-          [POLICY.crashLoopWindowSeconds + 10],
-        );
+        await db.query(`UPDATE allocation_events SET at = at - make_interval(secs => $1) WHERE kind = 'reclaimed' AND reason = 'crash'`, [
+          POLICY.crashLoopWindowSeconds + 10,
+        ]);
         return 'crashes forgotten';
       case 'outage':
         m.outage();
@@ -632,7 +680,12 @@ const coverage = new Map<string, number>();
 const count = (label: string) => coverage.set(label, (coverage.get(label) ?? 0) + 1);
 afterAll(() => {
   if (!process.env.FC_STATS) return;
-  console.log([...coverage.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${String(n).padStart(6)} ${k}`).join('\n'));
+  console.log(
+    [...coverage.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, n]) => `${String(n).padStart(6)} ${k}`)
+      .join('\n'),
+  );
 });
 
 /** A trace line without its ids, processes and numbers: the kind of answer. */
@@ -661,7 +714,8 @@ it(
         try {
           await run.setUp();
           for (const c of commands) await run.step(c);
-          for (const [kind, n] of run.model.transitions) coverage.set(`audit rows: ${kind}`, (coverage.get(`audit rows: ${kind}`) ?? 0) + n);
+          for (const [kind, n] of run.model.transitions)
+            coverage.set(`audit rows: ${kind}`, (coverage.get(`audit rows: ${kind}`) ?? 0) + n);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           throw new Error(`${message}\n--- trace (command → answer) ---\n${run.trace.join('\n')}`, { cause: error });

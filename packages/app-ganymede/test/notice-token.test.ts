@@ -46,18 +46,30 @@ describe('the notice token', () => {
     expect(authorization).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
 
     expect(checkNotice(authorization, key, { gatewayId, allocationId })).toEqual({ ok: true });
-    expect(checkNotice(authorization, key, { gatewayId: randomUUID(), allocationId })).toMatchObject({ ok: false, reason: expect.stringMatching(/another gateway/) });
-    expect(checkNotice(authorization, key, { gatewayId, allocationId: randomUUID() })).toMatchObject({ ok: false, reason: expect.stringMatching(/another allocation/) });
+    expect(checkNotice(authorization, key, { gatewayId: randomUUID(), allocationId })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/another gateway/),
+    });
+    expect(checkNotice(authorization, key, { gatewayId, allocationId: randomUUID() })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/another allocation/),
+    });
 
     const claims = claimsOf(authorization);
     expect(claims).toMatchObject({ typ: 'notice', iss: 'ganymede', aud: gatewayId, sub: allocationId });
     // Short-lived: the notify timeout plus a margin of a few seconds; refused once expired.
     expect(claims.exp - claims.iat).toBeGreaterThanOrEqual(NOTIFY_TIMEOUT_MS / 1000);
     expect(claims.exp - claims.iat).toBeLessThanOrEqual(Math.ceil(NOTIFY_TIMEOUT_MS / 1000) + 3);
-    expect(checkNotice(authorization, key, { gatewayId, allocationId }, claims.exp)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) });
+    expect(checkNotice(authorization, key, { gatewayId, allocationId }, claims.exp)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/expired/),
+    });
     // Signed by another Ganymede key: refused.
     const stranger = importNoticeKey(new Tokens(randomBytes(32)).noticeKey())!;
-    expect(checkNotice(authorization, stranger, { gatewayId, allocationId })).toMatchObject({ ok: false, reason: expect.stringMatching(/signature/) });
+    expect(checkNotice(authorization, stranger, { gatewayId, allocationId })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/signature/),
+    });
   });
 
   it('the notice key is derived from the signing key: the same for every replica, another for another key', () => {
@@ -71,7 +83,9 @@ describe('the notice token', () => {
     const secrets = [...g.target.authorizations.map((a) => a!.slice('Bearer '.length)), g.ganymede.tokens.noticeKey()];
     expect(secrets.length).toBeGreaterThan(1);
     expect(logs.lines.some((l) => l.includes('"transition":"allocated"'))).toBe(true);
-    const leaks = logs.lines.filter((line) => /bearer/i.test(line) || secrets.some((s) => line.includes(s) || line.includes(s.split('.')[2] ?? s)));
+    const leaks = logs.lines.filter(
+      (line) => /bearer/i.test(line) || secrets.some((s) => line.includes(s) || line.includes(s.split('.')[2] ?? s)),
+    );
     expect(leaks).toEqual([]);
   });
 });

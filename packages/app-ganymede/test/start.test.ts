@@ -136,11 +136,14 @@ describe('a gateway that does not take the notice', () => {
     let token = '';
     const server = createHttpServer((req, res) => {
       let raw = '';
-      req.on('data', (c: Buffer) => (raw += c));
-      req.on('end', async () => {
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (raw += c));
+      req.on('end', () => {
         const { allocation_id } = JSON.parse(raw) as { allocation_id: string };
-        await g.client.ready({ headers: bearer(token), body: { allocation_id, instance_id: randomUUID() } });
-        res.writeHead(503).end(); // the claim went through; the answer says otherwise
+        g.client.ready({ headers: bearer(token), body: { allocation_id, instance_id: randomUUID() } }).then(
+          () => res.writeHead(503).end(), // the claim went through; the answer says otherwise
+          (error: Error) => res.destroy(error),
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -277,7 +280,7 @@ describe('the allocation after /start, through the HTTP API', () => {
     return rows[0]!.secs;
   }
 
-  it('grace_seconds can only shorten Ganymede\'s grace', async () => {
+  it("grace_seconds can only shorten Ganymede's grace", async () => {
     for (const [asked, granted] of [
       [5, 5],
       [GRACE_SECONDS, GRACE_SECONDS],
@@ -340,7 +343,10 @@ describe('the allocation after /start, through the HTTP API', () => {
     const late = await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
     expect(late).toMatchObject({ status: 409, body: { error: 'allocation_ended' } });
     expect(await g.client.config({ headers: a.gw.auth, body: {} })).toMatchObject({ status: 404, body: { error: 'no_allocation' } });
-    expect(await g.client.stop({ headers: a.orgAuth, body: { reason: 'stop' } })).toMatchObject({ status: 403, body: { error: 'allocation_ended' } });
+    expect(await g.client.stop({ headers: a.orgAuth, body: { reason: 'stop' } })).toMatchObject({
+      status: 403,
+      body: { error: 'allocation_ended' },
+    });
 
     const fresh = await g.addReadyGateway((await target()).url);
     expect(await start(a.organizationId)).toMatchObject({ status: 201, body: { gateway_id: fresh.gatewayId, epoch: 1 } });

@@ -144,7 +144,7 @@ describe('allocate', () => {
     expect(await snapshotOf(db)).toEqual(before);
   });
 
-  it('gives an ended allocation\'s gateway and organization a new allocation once the gateway is ready again', async () => {
+  it("gives an ended allocation's gateway and organization a new allocation once the gateway is ready again", async () => {
     const a = await claimed();
     expect((await stop(db, a.id, 1, 'stop')).kind).toBe('ok');
     expect(await allocate(db, a.organizationId)).toEqual({ kind: 'none' }); // the stopped gateway is not ready
@@ -181,7 +181,11 @@ describe('ready (claim and reclaim)', () => {
   });
 
   it('an idle gateway saying ready again keeps its place in the line; a new process of it goes to the back', async () => {
-    const [a, b, c] = [await readyGateway('http://127.0.0.1:4101'), await readyGateway('http://127.0.0.1:4102'), await readyGateway('http://127.0.0.1:4103')];
+    const [a, b, c] = [
+      await readyGateway('http://127.0.0.1:4101'),
+      await readyGateway('http://127.0.0.1:4102'),
+      await readyGateway('http://127.0.0.1:4103'),
+    ];
     await ready(db, a, null, (await gatewayRow(a)).instance_id as string); // the same process, again
     await ready(db, b, null, randomUUID()); // a new process of b
     const picks = [];
@@ -275,7 +279,7 @@ describe('ready (claim and reclaim)', () => {
   });
 
   it.each([
-    ['another gateway\'s allocation', 'forbidden'],
+    ["another gateway's allocation", 'forbidden'],
     ['an unknown allocation', 'not_found'],
     ['an ended allocation', 'ended'],
     ['an unknown gateway', 'forbidden'],
@@ -284,10 +288,13 @@ describe('ready (claim and reclaim)', () => {
     const other = await readyGateway('http://127.0.0.1:4102');
     if (what === 'an ended allocation') await stop(db, a.id, null, 'stop');
     const [gatewayId, allocationId] =
-      what === "another gateway's allocation" ? [other, a.id]
-      : what === 'an unknown allocation' ? [a.gatewayId, randomUUID()]
-      : what === 'an unknown gateway' ? [randomUUID(), a.id]
-      : [a.gatewayId, a.id];
+      what === "another gateway's allocation"
+        ? [other, a.id]
+        : what === 'an unknown allocation'
+          ? [a.gatewayId, randomUUID()]
+          : what === 'an unknown gateway'
+            ? [randomUUID(), a.id]
+            : [a.gatewayId, a.id];
     const before = await snapshotOf(db);
     expect(await ready(db, gatewayId, allocationId, randomUUID())).toEqual({ kind });
     expect(await snapshotOf(db)).toEqual(before);
@@ -562,7 +569,7 @@ describe('concurrency (truly concurrent on PostgreSQL; serialized by PGlite)', (
     expect(events[0]).toEqual({ n: 1 });
   });
 
-  it('an allocate that loses a race it could not see answers the winner\'s allocation, not none', async () => {
+  it("an allocate that loses a race it could not see answers the winner's allocation, not none", async () => {
     await readyGateway('http://127.0.0.1:4101');
     await readyGateway('http://127.0.0.1:4102');
     const org = randomUUID();
@@ -578,7 +585,10 @@ describe('concurrency (truly concurrent on PostgreSQL; serialized by PGlite)', (
     });
     expect(winner.kind).toBe('created');
     const lost = await loser!;
-    expect(lost).toMatchObject({ kind: 'existing', allocation: { allocation_id: winner.kind === 'created' && winner.allocation.allocation_id } });
+    expect(lost).toMatchObject({
+      kind: 'existing',
+      allocation: { allocation_id: winner.kind === 'created' && winner.allocation.allocation_id },
+    });
     const { rows } = await db.query('SELECT count(*)::int AS n FROM allocations');
     expect(rows[0]).toEqual({ n: 1 });
   });

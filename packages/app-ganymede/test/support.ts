@@ -3,7 +3,7 @@
  * database.ts), a real HTTP client, and gateways that answer notices.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { ERROR_CODES, ganymedeContract } from '@ganymede/contracts';
@@ -60,7 +60,9 @@ export async function startTestGanymede({ manualReaper = false, ...options }: Te
 
   /** An organization token as /gateway/config would mint it, for any allocation id (even one that does not exist). */
   async function orgToken(allocationId: string, gatewayId: string = randomUUID(), organizationId: string = randomUUID()) {
-    return bearer(await ganymede.tokens.sign({ typ: 'organization', sub: allocationId, gateway_id: gatewayId, organization_id: organizationId }));
+    return bearer(
+      await ganymede.tokens.sign({ typ: 'organization', sub: allocationId, gateway_id: gatewayId, organization_id: organizationId }),
+    );
   }
 
   /** Empties every table: for files whose tests need a pool of their own. */
@@ -79,7 +81,10 @@ export async function startTestGanymede({ manualReaper = false, ...options }: Te
     const config = await client.config({ headers: gatewayAuth, body: {} });
     if (config.status !== 200) throw new Error(`config answered ${config.status}`);
     const instanceId = randomUUID();
-    const claimed = await client.ready({ headers: gatewayAuth, body: { allocation_id: started.body.allocation_id, instance_id: instanceId } });
+    const claimed = await client.ready({
+      headers: gatewayAuth,
+      body: { allocation_id: started.body.allocation_id, instance_id: instanceId },
+    });
     if (claimed.status !== 200) throw new Error(`ready answered ${claimed.status}`);
     return { allocation: started.body, orgAuth: bearer(config.body.organization_token), instanceId };
   }
@@ -191,7 +196,9 @@ export function shapeDifferences(actual: unknown, example: unknown, path = '$'):
     const a = Object.keys(actual).sort();
     const e = Object.keys(example).sort();
     if (a.join() !== e.join()) return [`${path}: keys ${a.join()} != ${e.join()}`];
-    return e.flatMap((k) => shapeDifferences((actual as Record<string, unknown>)[k], (example as Record<string, unknown>)[k], `${path}.${k}`));
+    return e.flatMap((k) =>
+      shapeDifferences((actual as Record<string, unknown>)[k], (example as Record<string, unknown>)[k], `${path}.${k}`),
+    );
   }
   return typeof actual === typeof example ? [] : [`${path}: ${typeof actual} != ${typeof example}`];
 }
@@ -209,7 +216,7 @@ export async function answeringUrl(status: number, body: unknown = { error: 'not
   });
 }
 
-async function rawHttpTarget(answer: (res: import('node:http').ServerResponse) => void) {
+async function rawHttpTarget(answer: (res: ServerResponse) => void) {
   const server: Server = createHttpServer((req, res) => {
     req.resume();
     answer(res);
@@ -256,8 +263,7 @@ export async function controlPlaneOf(db: Database) {
 }
 
 /** "A reaper just ran and nothing is held back": for files whose tests move the heartbeat (truncate leaves it). */
-export const resetControlPlane = (db: Database) =>
-  db.query('UPDATE control_plane SET last_reaped_at = now(), expiry_held_until = now()');
+export const resetControlPlane = (db: Database) => db.query('UPDATE control_plane SET last_reaped_at = now(), expiry_held_until = now()');
 
 /**
  * A pino logger configured like Ganymede's own (LOG_REDACT), at `trace` so every line is there, writing

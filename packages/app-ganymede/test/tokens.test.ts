@@ -79,7 +79,6 @@ function tampered(token: string, change: (payload: Record<string, unknown>) => R
   return remember([header, Buffer.from(JSON.stringify(change(decoded))).toString('base64url'), signature].join('.'));
 }
 
-
 /** A request to `route` that changes state (or reads) when its token is accepted. */
 function request(route: Route, w: World, authorization: string, body?: Record<string, unknown>) {
   const bodies: Record<Route, Record<string, unknown> | undefined> = {
@@ -97,7 +96,7 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
   const payload = body ?? bodies[route];
   return rawRequest(
     g.url,
-    r.method as 'GET' | 'POST',
+    r.method,
     r.path.replace(':allocation_id', w.a.id),
     { authorization, ...(payload ? { 'content-type': 'application/json' } : {}) },
     payload ? JSON.stringify(payload) : undefined,
@@ -118,41 +117,110 @@ const std = (w: World, kind: Kind) => ({ ...w.claims[kind], iss: 'ganymede', iat
 const badTokens: BadToken[] = (Object.keys(NEEDS) as Route[]).flatMap((route): BadToken[] => {
   const kind = NEEDS[route];
   return [
-    { route, what: 'expired an hour ago', status: 401, error: 'unauthorized', token: (w) => signed({ ...std(w, kind), iat: now() - 7200, exp: now() - 3600 }) },
-    { route, what: 'not valid before an hour from now (nbf)', status: 401, error: 'unauthorized', token: (w) => signed({ ...std(w, kind), nbf: now() + 3600 }) },
     {
-      route, what: 'its payload tampered with (another subject, signature kept)', status: 401, error: 'unauthorized',
-      token: async (w) => tampered(w.valid[kind], (p) => ({ ...p, sub: kind === 'organization' ? w.b.id : kind === 'gateway' ? w.b.gw.gatewayId : 'someone-else' })),
+      route,
+      what: 'expired an hour ago',
+      status: 401,
+      error: 'unauthorized',
+      token: (w) => signed({ ...std(w, kind), iat: now() - 7200, exp: now() - 3600 }),
     },
     {
-      route, what: 'its payload tampered with (made an admin, signature kept)', status: 401, error: 'unauthorized',
+      route,
+      what: 'not valid before an hour from now (nbf)',
+      status: 401,
+      error: 'unauthorized',
+      token: (w) => signed({ ...std(w, kind), nbf: now() + 3600 }),
+    },
+    {
+      route,
+      what: 'its payload tampered with (another subject, signature kept)',
+      status: 401,
+      error: 'unauthorized',
+      token: async (w) =>
+        tampered(w.valid[kind], (p) => ({
+          ...p,
+          sub: kind === 'organization' ? w.b.id : kind === 'gateway' ? w.b.gw.gatewayId : 'someone-else',
+        })),
+    },
+    {
+      route,
+      what: 'its payload tampered with (made an admin, signature kept)',
+      status: 401,
+      error: 'unauthorized',
       token: async (w) => tampered(w.valid[kind], (p) => ({ ...p, typ: 'admin', exp: now() + 86_400 * 365 })),
     },
-    { route, what: 'unsecured (alg: none)', status: 401, error: 'unauthorized', token: async (w) => remember(new UnsecuredJWT(std(w, kind)).encode()) },
-    ...KINDS.filter((k) => k !== kind).map((k): BadToken => ({ route, what: `a ${k} token`, status: 403, error: 'forbidden', token: async (w) => w.valid[k] })),
+    {
+      route,
+      what: 'unsecured (alg: none)',
+      status: 401,
+      error: 'unauthorized',
+      token: async (w) => remember(new UnsecuredJWT(std(w, kind)).encode()),
+    },
+    ...KINDS.filter((k) => k !== kind).map((k): BadToken => ({
+      route,
+      what: `a ${k} token`,
+      status: 403,
+      error: 'forbidden',
+      token: async (w) => w.valid[k],
+    })),
     ...(kind === 'organization'
       ? []
-      : [{ route, what: "an ended allocation's organization token", status: 403, error: 'forbidden', token: async (w: World) => tokenOf(w.e.orgAuth) } as BadToken]),
+      : [
+          {
+            route,
+            what: "an ended allocation's organization token",
+            status: 403,
+            error: 'forbidden',
+            token: async (w: World) => tokenOf(w.e.orgAuth),
+          } as BadToken,
+        ]),
   ];
 });
 badTokens.push(
-  { route: 'stop', what: "an ended allocation's organization token", status: 403, error: 'allocation_ended', token: async (w) => tokenOf(w.e.orgAuth) },
-  { route: 'restart', what: "an ended allocation's organization token", status: 403, error: 'allocation_ended', token: async (w) => tokenOf(w.e.orgAuth) },
   {
-    route: 'stop', what: "A's organization token naming B's allocation", status: 403, error: 'forbidden',
-    token: async (w) => tokenOf(w.a.orgAuth), body: (w) => ({ reason: 'stop', allocation_id: w.b.id }),
+    route: 'stop',
+    what: "an ended allocation's organization token",
+    status: 403,
+    error: 'allocation_ended',
+    token: async (w) => tokenOf(w.e.orgAuth),
   },
   {
-    route: 'restart', what: "A's organization token naming B's allocation", status: 403, error: 'forbidden',
-    token: async (w) => tokenOf(w.a.orgAuth), body: (w) => ({ reason: 'reload', allocation_id: w.b.id }),
+    route: 'restart',
+    what: "an ended allocation's organization token",
+    status: 403,
+    error: 'allocation_ended',
+    token: async (w) => tokenOf(w.e.orgAuth),
   },
   {
-    route: 'ready', what: "gateway B's token claiming A's allocation", status: 403, error: 'forbidden',
+    route: 'stop',
+    what: "A's organization token naming B's allocation",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => ({ reason: 'stop', allocation_id: w.b.id }),
+  },
+  {
+    route: 'restart',
+    what: "A's organization token naming B's allocation",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => ({ reason: 'reload', allocation_id: w.b.id }),
+  },
+  {
+    route: 'ready',
+    what: "gateway B's token claiming A's allocation",
+    status: 403,
+    error: 'forbidden',
     token: async (w) => w.b.gw.token,
   },
   {
-    route: 'lease', what: "gateway B's token renewing with A's allocation", status: 403, error: 'forbidden',
-    token: async (w) => w.b.gw.token, body: (w) => ({ instance_id: w.b.instanceId, allocation_id: w.a.id, epoch: 1 }),
+    route: 'lease',
+    what: "gateway B's token renewing with A's allocation",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => w.b.gw.token,
+    body: (w) => ({ instance_id: w.b.instanceId, allocation_id: w.a.id, epoch: 1 }),
   },
 );
 
@@ -175,25 +243,36 @@ describe('a bad token is refused on every route it could be used on, and changes
   it('covers every route with each kind of bad token', () => {
     for (const route of Object.keys(NEEDS) as Route[]) {
       const whats = badTokens.filter((t) => t.route === route).map((t) => t.what);
-      for (const w of ['expired an hour ago', 'not valid before an hour from now (nbf)', 'unsecured (alg: none)', "an ended allocation's organization token"]) {
+      for (const w of [
+        'expired an hour ago',
+        'not valid before an hour from now (nbf)',
+        'unsecured (alg: none)',
+        "an ended allocation's organization token",
+      ]) {
         expect(whats, route).toContain(w);
       }
-      expect(whats.filter((w) => w.startsWith('its payload tampered')), route).toHaveLength(2);
-      expect(whats.filter((w) => /^a \w+ token$/.test(w)), route).toHaveLength(3);
+      expect(
+        whats.filter((w) => w.startsWith('its payload tampered')),
+        route,
+      ).toHaveLength(2);
+      expect(
+        whats.filter((w) => /^a \w+ token$/.test(w)),
+        route,
+      ).toHaveLength(3);
     }
   });
-
 });
 
 describe('the right token', () => {
-  it('passes the same requests (the refusals above are the tokens\')', async () => {
+  it("passes the same requests (the refusals above are the tokens')", async () => {
     await g.truncate();
     const w = await makeWorld();
     for (const route of ['config', 'status', 'allocation', 'lease', 'ready', 'addGateway', 'start', 'restart', 'stop'] as Route[]) {
       const body = route === 'ready' ? { allocation_id: w.a.id, instance_id: w.a.instanceId } : undefined;
       const res = await request(route, w, `Bearer ${w.valid[NEEDS[route]]}`, body);
       expect(res.status, `${route}: ${res.text}`).toBeLessThan(300);
-      for (const t of [(res.body as { token?: string })?.token, (res.body as { organization_token?: string })?.organization_token]) if (t) remember(t);
+      for (const t of [(res.body as { token?: string })?.token, (res.body as { organization_token?: string })?.organization_token])
+        if (t) remember(t);
     }
   });
 });
@@ -241,7 +320,13 @@ describe('secrets never reach the logs', () => {
     for (const t of badTokens.filter((_, i) => i % 3 === 0)) {
       await request(t.route, w, `Bearer ${await t.token(w)}`, t.body?.(w));
     }
-    const echoed = await rawRequest(g.url, 'POST', '/gateway/stop', { ...orgAuth, 'content-type': 'application/json' }, JSON.stringify({ reason: tokenOf(orgAuth) }));
+    const echoed = await rawRequest(
+      g.url,
+      'POST',
+      '/gateway/stop',
+      { ...orgAuth, 'content-type': 'application/json' },
+      JSON.stringify({ reason: tokenOf(orgAuth) }),
+    );
     expect(echoed.status).toBe(400);
     await rawRequest(g.url, 'GET', '/admin/status', { authorization: `Basic ${Buffer.from(`admin:${SIGNING_KEY}`).toString('base64')}` });
     // The 500 path of every route that reaches the database.

@@ -36,7 +36,6 @@ ${Object.values(SETTINGS)
   .map(({ env, flag }) => `  --${flag.padEnd(24)}${env}`)
   .join('\n')}`;
 
-
 function parse(argv: string[]) {
   const options = Object.fromEntries(Object.values(SETTINGS).map(({ flag }) => [flag, { type: 'string' as const }]));
   const { values, positionals } = parseArgs({
@@ -58,7 +57,11 @@ async function run(config: GatewayConfig): Promise<never> {
   const logger = createLogger({ level: config.logLevel, role: 'gateway', base: { gateway_id: config.gatewayId } });
   let exitCode: number | undefined;
   // Another process is this gateway now: stop for good, without a /gateway/stop (nothing is held any more).
-  const gateway = new Gateway({ config, logger, onSuperseded: () => exitCode === undefined && shutdown({ kind: 'stop', reason: 'stop' }, 'superseded') });
+  const gateway = new Gateway({
+    config,
+    logger,
+    onSuperseded: () => exitCode === undefined && shutdown({ kind: 'stop', reason: 'stop' }, 'superseded'),
+  });
 
   const exit = (code: number, event: string): never => {
     logger.info({ event, exit_code: code }, `exiting with ${code}`);
@@ -66,7 +69,10 @@ async function run(config: GatewayConfig): Promise<never> {
   };
   const shutdown = (request: ShutdownRequest, trigger: string) => {
     exitCode = request.kind === 'restart' ? EXIT_CODES.restart : EXIT_CODES.stopped;
-    logger.info({ event: 'shutdown_signal', trigger, kind: request.kind, reason: request.reason }, `${trigger}: ${request.kind} (${request.reason})`);
+    logger.info(
+      { event: 'shutdown_signal', trigger, kind: request.kind, reason: request.reason },
+      `${trigger}: ${request.kind} (${request.reason})`,
+    );
     // The hard deadline: whatever Ganymede or open connections do, exit in time.
     setTimeout(() => exit(exitCode!, 'shutdown_timeout'), config.shutdownTimeoutMs).unref();
     void gateway.shutdown(request).then((code) => exit(code, 'exit'));
@@ -79,7 +85,8 @@ async function run(config: GatewayConfig): Promise<never> {
     shutdown({ kind: decision.kind, reason: decision.reason } as ShutdownRequest, signal);
   });
   // Under a supervisor: if it dies, don't run on orphaned; shut down keeping the allocation for the next start.
-  if (process.send) process.once('disconnect', () => exitCode === undefined && shutdown({ kind: 'restart', reason: 'restart' }, 'supervisor_gone'));
+  if (process.send)
+    process.once('disconnect', () => exitCode === undefined && shutdown({ kind: 'restart', reason: 'restart' }, 'supervisor_gone'));
 
   try {
     await gateway.start();
@@ -111,12 +118,14 @@ async function supervise(config: GatewayConfig): Promise<never> {
 
 function supervisorPid(runDir: string): number {
   const pid = readPid(runDir, SUPERVISOR_PID_FILE);
-  if (pid === null || !isAlive(pid)) throw new GatewayError('NO_SUPERVISOR', `no supervisor runs for ${runDir} (no live pid in ${join(runDir, SUPERVISOR_PID_FILE)})`);
+  if (pid === null || !isAlive(pid))
+    throw new GatewayError('NO_SUPERVISOR', `no supervisor runs for ${runDir} (no live pid in ${join(runDir, SUPERVISOR_PID_FILE)})`);
   return pid;
 }
 
 function reload(flags: Flags, reason = 'reload'): void {
-  if (!(RESTART_REASONS as readonly string[]).includes(reason)) throw new UsageError(`--reason must be one of ${RESTART_REASONS.join(', ')}`);
+  if (!(RESTART_REASONS as readonly string[]).includes(reason))
+    throw new UsageError(`--reason must be one of ${RESTART_REASONS.join(', ')}`);
   const config = loadControlConfig(process.env, flags);
   const pid = supervisorPid(config.runDir);
   writeFileSync(config.reloadMarker, `${reason}\n`);

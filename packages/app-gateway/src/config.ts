@@ -54,12 +54,7 @@ export type SettingFlag = (typeof SETTINGS)[keyof typeof SETTINGS]['flag'];
 export type Flags = Partial<Record<SettingFlag, string | undefined>>;
 
 const int = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'expected a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().trim().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
 const httpUrl = z
   .string()
@@ -111,7 +106,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Flags = {}): GatewayCo
 
 /** What `gateway reload`/`gateway stop` need: no token, and the gateway id only to derive the default run dir. */
 export function loadControlConfig(env: NodeJS.ProcessEnv, flags: Flags = {}): ControlConfig {
-  const c = read(env, flags, ['reloadMarker', 'shutdownTimeoutMs', 'runDir']) as Pick<GatewayConfig, 'reloadMarker' | 'shutdownTimeoutMs'> & {
+  const c = read(env, flags, ['reloadMarker', 'shutdownTimeoutMs', 'runDir']) as Pick<
+    GatewayConfig,
+    'reloadMarker' | 'shutdownTimeoutMs'
+  > & {
     runDir?: string;
   };
   if (c.runDir) return { ...c, runDir: c.runDir };

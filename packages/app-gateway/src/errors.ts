@@ -24,7 +24,7 @@ export const ERROR_CODES = {
   GANYMEDE_BAD_ANSWER: 'Ganymede answered with a declared status this caller cannot act on (a 401, a 500, ...)',
   GANYMEDE_INVALID_JSON: "Ganymede's answer claimed JSON but did not parse",
   RETRY_GAVE_UP: 'a retried call kept failing past its time budget',
-  GANYMEDE_INVALID_ANSWER: "Ganymede answered a declared status with a body off the contract (a 404 from a server without the route)",
+  GANYMEDE_INVALID_ANSWER: 'Ganymede answered a declared status with a body off the contract (a 404 from a server without the route)',
   BOOT_FAILED: 'the gateway could not settle its allocation with Ganymede',
   GATEWAY_USAGE: 'a bad command or argument on the command line (exit 2)',
   SUPERVISOR_RUNNING: 'a supervisor already runs for this run directory',
@@ -60,7 +60,8 @@ export class GanymedeAnswerError extends GatewayError {
   readonly body: unknown;
   constructor(what: string, answer: { status: number; body: unknown }) {
     const detail = (answer.body as { error?: unknown; message?: unknown } | null | undefined) ?? {};
-    super('GANYMEDE_BAD_ANSWER', `${what}: Ganymede answered ${answer.status} ${String(detail.error ?? '')} ${String(detail.message ?? '')}`.trim());
+    const text = (v: unknown) => (typeof v === 'string' ? v : '');
+    super('GANYMEDE_BAD_ANSWER', `${what}: Ganymede answered ${answer.status} ${text(detail.error)} ${text(detail.message)}`.trim());
     this.status = answer.status;
     this.body = answer.body;
   }

@@ -29,7 +29,7 @@ import {
   ResponseValidationError,
   validateResponse,
 } from '@ts-rest/core';
-import { type Dispatcher, Pool } from 'undici';
+import { Pool } from 'undici';
 import type { z } from 'zod';
 import { GanymedeTimeoutError, GatewayError, InvalidAnswerError } from './errors.js';
 
@@ -122,7 +122,7 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
     const what = `${method} ${url.pathname}`;
     const answer = await pool.request({
       path: url.pathname + url.search,
-      method: method as Dispatcher.HttpMethod,
+      method: method,
       headers,
       body: typeof body === 'string' ? body : undefined,
       signal: fetchOptions?.signal ?? undefined,
@@ -162,8 +162,7 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
       call('POST /gateway/lease', o, (signal) => raw.lease({ headers: auth(token), body, fetchOptions: { signal } })),
     restart: (token, body, o) =>
       call('POST /gateway/restart', o, (signal) => raw.restart({ headers: auth(token), body, fetchOptions: { signal } })),
-    stop: (token, body, o) =>
-      call('POST /gateway/stop', o, (signal) => raw.stop({ headers: auth(token), body, fetchOptions: { signal } })),
+    stop: (token, body, o) => call('POST /gateway/stop', o, (signal) => raw.stop({ headers: auth(token), body, fetchOptions: { signal } })),
     addGateway: (token, body, o) =>
       call('POST /admin/gateways', o, (signal) => raw.addGateway({ headers: auth(token), body, fetchOptions: { signal } })),
     status: (token, o) => call('GET /admin/status', o, (signal) => raw.status({ headers: auth(token), fetchOptions: { signal } })),

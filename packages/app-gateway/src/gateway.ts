@@ -19,11 +19,13 @@ import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import type { GatewayConfig } from './config.js';
-import { EXIT_CODES, GanymedeAnswerError, GatewayError, InvalidAnswerError } from './errors.js';
+import { EXIT_CODES, GanymedeAnswerError, GatewayError } from './errors.js';
 import { createGanymedeClient, type GanymedeClient } from './ganymede-client.js';
 import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase } from './http-api.js';
 import { checkNotice, importNoticeKey } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
+import { Serial, within } from './serial.js';
+import { tellGanymede } from './shutdown-call.js';
 import type { ShutdownRequest } from './shutdown-reason.js';
 
 /** The allocation this process holds, with what it needs to speak for it. */
@@ -51,36 +53,6 @@ const MAX_SETTLE_ROUNDS = 5;
 
 type ConfigBody = z.infer<typeof ConfigResponse>;
 type ReadyBody = z.infer<typeof ReadyResponse>;
-
-/** Runs tasks one at a time, in arrival order. */
-class Serial {
-  private tail: Promise<void> = Promise.resolve();
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  }
-  /** Settles once every task queued so far has finished. */
-  idle(): Promise<void> {
-    return this.tail;
-  }
-}
-
-/** Resolves when the promise settles or `ms` passed, whichever comes first; true when it settled. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, ms));
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export class Gateway implements GatewayView {
   /** Identifies this process to Ganymede: a repeated /ready from it does not bump the epoch. */
@@ -212,14 +184,20 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409 && answer.body.error === 'allocation_ended') {
       this.held = null;
-      this.log.warn({ event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null }, 'the allocation ended: no longer serving it');
+      this.log.warn(
+        { event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
+        'the allocation ended: no longer serving it',
+      );
       await this.settleAtBoot().catch((err: unknown) => this.log.error({ event: 'resettle_failed', err }, 'could not say ready again'));
       return;
     }
     if (answer.status === 409) {
       this.held = null;
       this.current = 'stood_down'; // no more renewals or claims: the process that took over makes them
-      this.log.warn({ event: 'superseded', reason: answer.body.error, allocation_id: held?.allocationId ?? null }, 'another process took over: standing down');
+      this.log.warn(
+        { event: 'superseded', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
+        'another process took over: standing down',
+      );
       this.onSuperseded(answer.body.error);
       return;
     }
@@ -312,7 +290,8 @@ export class Gateway implements GatewayView {
   private readyAnswered(body: ReadyBody): void {
     this.leaseSeconds = body.lease.seconds;
     if (body.notice_key === undefined) {
-      if (!this.noticeKey) this.log.warn({ event: 'no_notice_key' }, 'Ganymede gave no notice key (an older Ganymede?): notices are refused');
+      if (!this.noticeKey)
+        this.log.warn({ event: 'no_notice_key' }, 'Ganymede gave no notice key (an older Ganymede?): notices are refused');
       return;
     }
     const key = importNoticeKey(body.notice_key);
@@ -408,7 +387,7 @@ export class Gateway implements GatewayView {
     const held = this.held;
     if (held) {
       try {
-        await this.tellGanymede(request, held, remaining());
+        await tellGanymede({ client: this.client, log: this.log, config: this.config }, request, held, remaining(), this.context());
       } catch (error) {
         const event = kind === 'restart' ? 'restart_failed' : 'stop_failed';
         this.log.error({ event, reason, err: error, ...this.context() }, `could not tell Ganymede (${reason})`);
@@ -419,58 +398,5 @@ export class Gateway implements GatewayView {
     this.current = 'stopped';
     this.log.info({ event: 'shutdown_complete', kind, reason, exit_code: exitCode, ...this.context() }, `shut down (${reason})`);
     return exitCode;
-  }
-
-  private async tellGanymede(request: ShutdownRequest, held: HeldAllocation, timeLeftMs: number): Promise<void> {
-    const timeoutMs = Math.min(this.config.requestTimeoutMs, timeLeftMs);
-    const fields = { reason: request.reason, ...this.context() };
-    if (timeoutMs < 10) {
-      this.log.error({ event: `${request.kind}_skipped`, ...fields }, 'no time left to tell Ganymede');
-      return;
-    }
-    const base = { epoch: held.epoch, allocation_id: held.allocationId };
-    if (request.kind === 'restart') {
-      const grace = this.config.restartGraceSeconds;
-      const body = { reason: request.reason, ...base, ...(grace === undefined ? {} : { grace_seconds: grace }) };
-      this.log.info({ event: 'restart_requesting', ...fields }, 'asking Ganymede to keep the allocation');
-      failpoint('gateway:before:restart');
-      const answer = await this.client.restart(held.organizationToken, body, { timeoutMs }).catch((error: unknown) => {
-        // A 404 whose body is off the contract: a Ganymede too old to have the route at all. Same as a 404.
-        if (error instanceof InvalidAnswerError && error.status === 404) {
-          return { status: 404 as const, body: { error: 'not_found' as const, message: 'no /gateway/restart route' } };
-        }
-        throw error;
-      });
-      failpoint('gateway:after:restart');
-      if (answer.status === 200) {
-        const { restart_deadline } = answer.body;
-        this.log.info({ event: 'restart_requested', restart_deadline, ...fields }, `allocation kept until ${restart_deadline}`);
-      } else if (answer.status === 404) {
-        // An older Ganymede without /gateway/restart: never fall back to /gateway/stop; the next start reclaims.
-        this.log.warn(
-          { event: 'restart_unsupported', status: 404, error: answer.body.error, ...fields },
-          'Ganymede has no restart for this allocation: leaving it as it is',
-        );
-      } else if (answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
-        const { error } = answer.body;
-        this.log.info({ event: 'restart_refused', status: 409, error, ...fields }, `nothing to keep: ${error}`);
-      } else {
-        throw new GanymedeAnswerError('POST /gateway/restart', answer);
-      }
-      return;
-    }
-    const body = { reason: request.reason, ...base };
-    this.log.info({ event: 'stop_requesting', ...fields }, 'asking Ganymede to end the allocation');
-    failpoint('gateway:before:stop');
-    const answer = await this.client.stop(held.organizationToken, body, { timeoutMs });
-    failpoint('gateway:after:stop');
-    if (answer.status === 200) {
-      this.log.info({ event: 'stop_confirmed', ended_reason: answer.body.ended_reason, ...fields }, 'allocation ended');
-    } else if (answer.status === 404 || answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
-      const { error } = answer.body;
-      this.log.info({ event: 'stop_refused', status: answer.status, error, ...fields }, `nothing to end: ${error}`);
-    } else {
-      throw new GanymedeAnswerError('POST /gateway/stop', answer);
-    }
   }
 }

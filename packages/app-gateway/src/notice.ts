@@ -60,7 +60,9 @@ export function checkNotice(
   // rest microseconds): nothing in them is used unless the signature then holds.
   const claims = NoticeClaims.safeParse(decodeJson(payload));
   if (!claims.success) {
-    return refuse(`the notice token's claims are invalid: ${claims.error.issues.map((i) => `${i.path.join('.') || 'claims'}: ${i.message}`).join('; ')}`);
+    return refuse(
+      `the notice token's claims are invalid: ${claims.error.issues.map((i) => `${i.path.join('.') || 'claims'}: ${i.message}`).join('; ')}`,
+    );
   }
   const { aud, sub, exp, iat, nbf } = claims.data;
   if (aud !== expected.gatewayId) return refuse('the notice is for another gateway');

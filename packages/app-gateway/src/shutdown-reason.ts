@@ -15,12 +15,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  isRestartReason,
-  type RestartReason,
-  STOP_REASONS,
-  type StopReason,
-} from '@ganymede/contracts';
+import { isRestartReason, type RestartReason, STOP_REASONS, type StopReason } from '@ganymede/contracts';
 
 export const SHUTDOWN_SIGNALS = ['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'] as const;
 export type ShutdownSignal = (typeof SHUTDOWN_SIGNALS)[number];

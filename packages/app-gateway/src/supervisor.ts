@@ -86,7 +86,10 @@ export class Supervisor {
       if (child) {
         child.kill('SIGINT');
         this.killTimer = setTimeout(() => {
-          this.log.error({ event: 'child_kill', child_pid: child.pid }, `child still running after ${this.options.killAfterMs} ms: SIGKILL`);
+          this.log.error(
+            { event: 'child_kill', child_pid: child.pid },
+            `child still running after ${this.options.killAfterMs} ms: SIGKILL`,
+          );
           child.kill('SIGKILL');
         }, this.options.killAfterMs);
       }
@@ -182,13 +185,12 @@ export class Supervisor {
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        self.wake = null;
+        this.wake = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wake = done;
     });
   }

@@ -78,7 +78,9 @@ export async function startFakeGanymede(answers: Partial<Record<RouteName, Respo
           waiter.resolve(call);
         }
         const responder = fake.answers[name];
-        const answer: Answer = responder ? await responder(call) : { status: 500, body: { error: 'internal', message: `no answer set for ${name}` } };
+        const answer: Answer = responder
+          ? await responder(call)
+          : { status: 500, body: { error: 'internal', message: `no answer set for ${name}` } };
         if (answer === 'hang') return new Promise(() => undefined);
         if (answer.raw !== undefined) {
           return reply
@@ -86,7 +88,10 @@ export async function startFakeGanymede(answers: Partial<Record<RouteName, Respo
             .type(answer.contentType ?? 'text/plain')
             .send(answer.raw);
         }
-        return reply.status(answer.status).type(answer.contentType ?? 'application/json').send(JSON.stringify(answer.body ?? {}));
+        return reply
+          .status(answer.status)
+          .type(answer.contentType ?? 'application/json')
+          .send(JSON.stringify(answer.body ?? {}));
       },
     });
   }
@@ -177,7 +182,13 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
       state.allocated = false;
       return {
         status: 200,
-        body: { allocation_id: ALLOCATION, state: 'ended', epoch: Number(call.body.epoch), ended_at: '2030-01-01T00:00:00.000Z', ended_reason: call.body.reason },
+        body: {
+          allocation_id: ALLOCATION,
+          state: 'ended',
+          epoch: Number(call.body.epoch),
+          ended_at: '2030-01-01T00:00:00.000Z',
+          ended_reason: call.body.reason,
+        },
       };
     },
   };

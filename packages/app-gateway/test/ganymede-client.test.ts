@@ -88,7 +88,10 @@ describe('failures throw', () => {
     fake.answers.ready = () => ({ status: 409, body: { error: 'no_such_code', message: 'x' } });
     await expect(invoke.ready(client)).rejects.toBeInstanceOf(ResponseValidationError);
     // A plain 404 as Fastify answers it by default (not the contract's error body).
-    fake.answers.restart = () => ({ status: 404, body: { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/restart not found' } });
+    fake.answers.restart = () => ({
+      status: 404,
+      body: { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/restart not found' },
+    });
     await expect(invoke.restart(client)).rejects.toMatchObject({ name: 'InvalidAnswerError', status: 404 });
     await expect(invoke.restart(client)).rejects.toBeInstanceOf(ResponseValidationError);
   });

@@ -6,7 +6,18 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Gateway } from '../src/gateway.js';
-import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, noticeAuth, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import {
+  ALLOCATION,
+  allocationAnswers,
+  type FakeGanymede,
+  GATEWAY_ID,
+  GATEWAY_TOKEN,
+  noticeAuth,
+  ORG,
+  type Responder,
+  type RouteName,
+  startFakeGanymede,
+} from './fake-ganymede.js';
 
 const silent = pino({ level: 'silent' });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -17,7 +28,14 @@ afterEach(async () => {
 async function setup(answers: Partial<Record<RouteName, Responder>>, env: Record<string, string> = {}) {
   const fake: FakeGanymede = await startFakeGanymede(answers);
   const gateway = new Gateway({
-    config: loadConfig({ GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: fake.url, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: '/tmp/gw-lifecycle', ...env }),
+    config: loadConfig({
+      GATEWAY_ID,
+      GATEWAY_TOKEN,
+      GANYMEDE_URL: fake.url,
+      GATEWAY_PORT: '0',
+      GATEWAY_RUN_DIR: '/tmp/gw-lifecycle',
+      ...env,
+    }),
     logger: silent,
     retry: { baseMs: 10, capMs: 50 },
   });
@@ -36,7 +54,15 @@ describe('Gateway lifecycle', () => {
       ready: (call) => {
         if (call.body.allocation_id === null && !scenario.state.allocated) {
           scenario.state.allocated = true; // allocated between Ganymede marking us ready and answering
-          return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 1 }, reclaimed: false, lease: { expires_at: null, seconds: 10 } } };
+          return {
+            status: 200,
+            body: {
+              gateway_id: GATEWAY_ID,
+              allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 1 },
+              reclaimed: false,
+              lease: { expires_at: null, seconds: 10 },
+            },
+          };
         }
         return scenario.answers.ready!(call);
       },

@@ -95,14 +95,21 @@ describe('gateway run', () => {
     const restart = fake.callsTo('restart')[0]!;
     expect(restart.authorization).toBe(`Bearer ${ORG_TOKEN}`);
     expect(restart.body).toEqual({ reason: 'reload', epoch: 3, allocation_id: ALLOCATION });
-    expect(gateway.logs.find((r) => r.event === 'restart_requested')).toMatchObject({ reason: 'reload', epoch: 3, allocation_id: ALLOCATION, organization_id: ORG });
+    expect(gateway.logs.find((r) => r.event === 'restart_requested')).toMatchObject({
+      reason: 'reload',
+      epoch: 3,
+      allocation_id: ALLOCATION,
+      organization_id: ORG,
+    });
   });
 
   it('SIGUSR2: /gateway/restart with reason restart and grace_seconds when configured, exit 75', async () => {
     const { fake, gateway } = await startServing({}, { GATEWAY_RESTART_GRACE_SECONDS: '20' });
     gateway.signal('SIGUSR2');
     expect((await gateway.exited).code).toBe(75);
-    expect(fake.callsTo('restart').map((c) => c.body)).toEqual([{ reason: 'restart', epoch: 3, allocation_id: ALLOCATION, grace_seconds: 20 }]);
+    expect(fake.callsTo('restart').map((c) => c.body)).toEqual([
+      { reason: 'restart', epoch: 3, allocation_id: ALLOCATION, grace_seconds: 20 },
+    ]);
     expect(fake.callsTo('stop')).toEqual([]);
   });
 
@@ -111,7 +118,10 @@ describe('gateway run', () => {
     gateway.signal('SIGTERM');
     expect(await gateway.exited).toEqual({ code: 0, signal: null });
     expect(routes(fake)).toEqual(['config', 'ready', 'stop']);
-    expect(fake.callsTo('stop')[0]).toMatchObject({ authorization: `Bearer ${ORG_TOKEN}`, body: { reason: 'stop', epoch: 3, allocation_id: ALLOCATION } });
+    expect(fake.callsTo('stop')[0]).toMatchObject({
+      authorization: `Bearer ${ORG_TOKEN}`,
+      body: { reason: 'stop', epoch: 3, allocation_id: ALLOCATION },
+    });
   });
 
   it('SIGTERM with the reload marker containing deploy: /gateway/restart reason deploy, marker deleted, exit 75', async () => {
@@ -204,7 +214,13 @@ describe('gateway run', () => {
       body: JSON.stringify({ allocation_id: ALLOCATION }),
     });
     expect(res.statusCode).toBe(200);
-    expect(await res.body.json()).toMatchObject({ gateway_id: GATEWAY_ID, organization_id: ORG, allocation_id: ALLOCATION, epoch: 3, pid: gateway.pid });
+    expect(await res.body.json()).toMatchObject({
+      gateway_id: GATEWAY_ID,
+      organization_id: ORG,
+      allocation_id: ALLOCATION,
+      epoch: 3,
+      pid: gateway.pid,
+    });
     expect(routes(fake)).toEqual(['config', 'ready', 'config', 'ready']);
     expect(fake.callsTo('ready')[1]!.body).toEqual({ allocation_id: ALLOCATION, instance_id: fake.callsTo('ready')[0]!.body.instance_id });
 
@@ -217,7 +233,10 @@ describe('gateway run', () => {
     const scenario = allocationAnswers({ allocated: true });
     const { fake, gateway } = await start({
       ...scenario.answers,
-      ready: (call) => (call.body.allocation_id === null ? scenario.answers.ready!(call) : { status: 409, body: { error: 'allocation_ended', message: 'ended' } }),
+      ready: (call) =>
+        call.body.allocation_id === null
+          ? scenario.answers.ready!(call)
+          : { status: 409, body: { error: 'allocation_ended', message: 'ended' } },
     });
     await gateway.waitForLog((r) => r.event === 'idle');
     expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
@@ -235,7 +254,8 @@ describe('gateway run', () => {
     let configs = 0;
     const { fake, gateway } = await start({
       ...scenario.answers,
-      config: (call) => (++configs <= 2 ? { status: 503, body: { error: 'internal', message: 'starting' } } : scenario.answers.config!(call)),
+      config: (call) =>
+        ++configs <= 2 ? { status: 503, body: { error: 'internal', message: 'starting' } } : scenario.answers.config!(call),
     });
     await gateway.waitForLog((r) => r.event === 'serving');
     expect(routes(fake)).toEqual(['config', 'config', 'config', 'ready']);
@@ -255,7 +275,9 @@ describe('gateway run', () => {
   });
 
   it('a refused token (401) is not retried: exit 1', async () => {
-    const { fake, gateway } = await start({ config: () => ({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } }) });
+    const { fake, gateway } = await start({
+      config: () => ({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } }),
+    });
     expect((await gateway.exited).code).toBe(1);
     expect(routes(fake)).toEqual(['config']);
   });

@@ -30,7 +30,14 @@ type Route = keyof typeof gatewayContract;
 const silent = pino({ level: 'silent' });
 const OTHER = '11111111-2222-4333-8444-555555555555';
 
-async function call(base: string, method: 'GET' | 'POST', path: string, body?: string, contentType = 'application/json', authorization?: string) {
+async function call(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: string,
+  contentType = 'application/json',
+  authorization?: string,
+) {
   const res = await request(`${base}${path}`, {
     method,
     ...(body === undefined ? {} : { body, headers: { 'content-type': contentType, ...(authorization ? { authorization } : {}) } }),
@@ -60,7 +67,14 @@ function genuineFor(body: unknown) {
 }
 
 function gatewayConfig(ganymedeUrl: string, extra: Record<string, string> = {}) {
-  return loadConfig({ GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: ganymedeUrl, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: '/tmp/gw-api-test', ...extra });
+  return loadConfig({
+    GATEWAY_ID,
+    GATEWAY_TOKEN,
+    GANYMEDE_URL: ganymedeUrl,
+    GATEWAY_PORT: '0',
+    GATEWAY_RUN_DIR: '/tmp/gw-api-test',
+    ...extra,
+  });
 }
 
 describe('a real gateway, idle then allocated', () => {
@@ -105,8 +119,16 @@ describe('a real gateway, idle then allocated', () => {
     expectContract('allocated', await allocated(base, {}), 400);
     expectContract('allocated', await call(base, 'POST', '/allocated', '{"allocation_id": '), 400);
     expectContract('allocated', await call(base, 'POST', '/allocated', `allocation_id=${ALLOCATION}`, 'text/plain'), 415);
-    expectContract('allocated', await call(base, 'POST', '/allocated', `allocation_id=${ALLOCATION}`, 'application/x-www-form-urlencoded'), 415);
-    expectContract('allocated', await call(base, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION, pad: 'x'.repeat(70_000) })), 413);
+    expectContract(
+      'allocated',
+      await call(base, 'POST', '/allocated', `allocation_id=${ALLOCATION}`, 'application/x-www-form-urlencoded'),
+      415,
+    );
+    expectContract(
+      'allocated',
+      await call(base, 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION, pad: 'x'.repeat(70_000) })),
+      413,
+    );
     expect(fake.protocolCalls().length).toBe(2); // none of these reached Ganymede
   });
 
@@ -146,7 +168,12 @@ describe('a real gateway, idle then allocated', () => {
     const answer = await allocated(base, { allocation_id: ALLOCATION });
     expectContract('allocated', answer, 200);
     expect(answer.body).toMatchObject({ gateway_id: GATEWAY_ID, organization_id: ORG, allocation_id: ALLOCATION, epoch: 3 });
-    expect(fake.protocolCalls().slice(before).map((c) => [c.route, c.authorization])).toEqual([
+    expect(
+      fake
+        .protocolCalls()
+        .slice(before)
+        .map((c) => [c.route, c.authorization]),
+    ).toEqual([
       ['config', `Bearer ${GATEWAY_TOKEN}`],
       ['ready', `Bearer ${GATEWAY_TOKEN}`],
     ]);
@@ -180,7 +207,12 @@ describe('a real gateway: concurrent notices claim once', () => {
       const before = fake.protocolCalls().length;
       const answers = await Promise.all([1, 2, 3].map(() => allocated(base, { allocation_id: ALLOCATION })));
       for (const answer of answers) expectContract('allocated', answer, 200);
-      expect(fake.protocolCalls().slice(before).map((c) => c.route)).toEqual(['config', 'ready']);
+      expect(
+        fake
+          .protocolCalls()
+          .slice(before)
+          .map((c) => c.route),
+      ).toEqual(['config', 'ready']);
       expect(new Set(answers.map((a) => a.body.epoch))).toEqual(new Set([3]));
     } finally {
       await gateway.shutdown({ kind: 'stop', reason: 'stop' });

@@ -7,7 +7,18 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Gateway } from '../src/gateway.js';
-import { ALLOCATION, allocationAnswers, type Call, GATEWAY_ID, GATEWAY_TOKEN, noticeAuth, ORG, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import {
+  ALLOCATION,
+  allocationAnswers,
+  type Call,
+  GATEWAY_ID,
+  GATEWAY_TOKEN,
+  noticeAuth,
+  ORG,
+  type Responder,
+  type RouteName,
+  startFakeGanymede,
+} from './fake-ganymede.js';
 
 const silent = pino({ level: 'silent' });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -34,7 +45,14 @@ async function setup(options: { allocated: boolean; lease?: Responder; extra?: P
   let stoodDown!: (reason: string) => void;
   const standDown = new Promise<string>((resolve) => (stoodDown = resolve));
   const gateway = new Gateway({
-    config: loadConfig({ GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: fake.url, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: '/tmp/gw-lease', GATEWAY_REQUEST_TIMEOUT_MS: '200' }),
+    config: loadConfig({
+      GATEWAY_ID,
+      GATEWAY_TOKEN,
+      GANYMEDE_URL: fake.url,
+      GATEWAY_PORT: '0',
+      GATEWAY_RUN_DIR: '/tmp/gw-lease',
+      GATEWAY_REQUEST_TIMEOUT_MS: '200',
+    }),
     logger: silent,
     retry: { baseMs: 10, capMs: 50 },
     onSuperseded: (reason) => {

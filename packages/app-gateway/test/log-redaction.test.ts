@@ -6,14 +6,13 @@
  * error carries Ganymede's answer (an off-contract /gateway/config with the organization token in it). No line of
  * stdout or stderr may hold a token, a JWT, or `Bearer`.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
-import { generateKeyPairSync } from 'node:crypto';
 import {
   ALLOCATION,
   allocationAnswers,
@@ -125,7 +124,10 @@ describe("the gateway's logs hold no secret", () => {
       lease: (c) =>
         ++renewals === 2
           ? { status: 401, body: { error: 'unauthorized', message: 'invalid token: ERR_JWS_SIGNATURE_VERIFICATION_FAILED' } }
-          : { status: 200, body: { lease: { expires_at: '2030-01-01T00:00:00.000Z', seconds: 1 }, allocation: c.body.allocation_id ? served() : null } },
+          : {
+              status: 200,
+              body: { lease: { expires_at: '2030-01-01T00:00:00.000Z', seconds: 1 }, allocation: c.body.allocation_id ? served() : null },
+            },
     });
     const serving = await proc.waitForLog((r) => r.role === 'gateway' && r.event === 'serving');
     await proc.waitForLog((r) => r.event === 'lease_refused');
@@ -150,7 +152,8 @@ describe("the gateway's logs hold no secret", () => {
     expect(fake.callsTo('restart').map((c) => c.authorization)).toEqual([`Bearer ${ORG_TOKEN}`]);
     expect(fake.callsTo('stop').map((c) => c.authorization)).toEqual([`Bearer ${ORG_TOKEN}`]);
     const events = new Set(proc.logs.map((r) => r.event));
-    for (const e of ['child_started', 'reclaimed', 'lease_refused', 'notice_refused', 'restart_requested', 'stop_confirmed']) expect(events, e).toContain(e);
+    for (const e of ['child_started', 'reclaimed', 'lease_refused', 'notice_refused', 'restart_requested', 'stop_confirmed'])
+      expect(events, e).toContain(e);
     expect(leaks(proc)).toEqual([]);
   });
 
@@ -166,7 +169,7 @@ describe("the gateway's logs hold no secret", () => {
     expect(leaks(proc)).toEqual([]);
   });
 
-  it("a notice whose /gateway/config answer is off the contract: the claim fails (503), logged without the token", async () => {
+  it('a notice whose /gateway/config answer is off the contract: the claim fails (503), logged without the token', async () => {
     const scenario = allocationAnswers({ allocated: false });
     const { fake, proc } = await spawn('run', scenario.answers);
     await proc.waitForLog((r) => r.event === 'idle');

@@ -42,7 +42,7 @@ async function notice(base: string, allocationId: string, authorization: string 
     headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) },
     body: JSON.stringify({ allocation_id: allocationId }),
   });
-  return { status: res.statusCode, body: (await res.body.json()) as unknown };
+  return { status: res.statusCode, body: await res.body.json() };
 }
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -62,9 +62,17 @@ function unproven(): [string, string | undefined, string][] {
     ['right claims, a 2-byte signature', `Bearer ${header}.${payload}.abc`, ALLOCATION],
     ['alg none, no signature', `Bearer ${b64({ alg: 'none' })}.${payload}.`, ALLOCATION],
     ["alg none, with a genuine token's signature", `Bearer ${b64({ alg: 'none' })}.${payload}.${genuine().split('.')[2]}`, ALLOCATION],
-    ['HS256 keyed with the public notice key', `Bearer ${hs256}.${createHmac('sha256', NOTICE_KEY).update(hs256).digest('base64url')}`, ALLOCATION],
+    [
+      'HS256 keyed with the public notice key',
+      `Bearer ${hs256}.${createHmac('sha256', NOTICE_KEY).update(hs256).digest('base64url')}`,
+      ALLOCATION,
+    ],
     ['a crit header', `Bearer ${noticeToken({}, { header: { alg: 'EdDSA', crit: ['exp'] } })}`, ALLOCATION],
-    ['tampered: another allocation, signature kept', `Bearer ${header}.${b64({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: OTHER })}.${genuine().split('.')[2]}`, OTHER],
+    [
+      'tampered: another allocation, signature kept',
+      `Bearer ${header}.${b64({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: OTHER })}.${genuine().split('.')[2]}`,
+      OTHER,
+    ],
     ['expired a minute ago', `Bearer ${noticeToken({ iat: now() - 70, exp: now() - 60 })}`, ALLOCATION],
     ['expiring this second', `Bearer ${noticeToken({ exp: now() })}`, ALLOCATION],
     ['not valid for an hour (iat)', `Bearer ${noticeToken({ iat: now() + 3600, exp: now() + 3700 })}`, ALLOCATION],
@@ -188,7 +196,10 @@ describe('a gateway without a notice key', () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     const scenario = allocationAnswers({ allocated: false });
-    const { fake, gateway, close } = await setup({ ...scenario.answers, config: async (c) => (await released, scenario.answers.config!(c)) });
+    const { fake, gateway, close } = await setup({
+      ...scenario.answers,
+      config: async (c) => (await released, scenario.answers.config!(c)),
+    });
     try {
       const starting = gateway.start();
       await fake.waitForCall('config');

@@ -43,7 +43,10 @@ describe('decideShutdown', () => {
     expect(decideShutdown('SIGTERM', { reloadMarker: '', stopReason: null })).toMatchObject({ kind: 'restart', reason: 'reload' });
     expect(decideShutdown('SIGTERM', { reloadMarker: 'deploy', stopReason: null })).toMatchObject({ kind: 'restart', reason: 'deploy' });
     // SIGINT always means stop, even with a reload marker present.
-    expect(decideShutdown('SIGINT', { reloadMarker: 'deploy', stopReason: 'decommission' })).toMatchObject({ kind: 'stop', reason: 'decommission' });
+    expect(decideShutdown('SIGINT', { reloadMarker: 'deploy', stopReason: 'decommission' })).toMatchObject({
+      kind: 'stop',
+      reason: 'decommission',
+    });
   });
 });
 

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gatewayCommand, type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
 import type { LogRecord } from '@ganymede/testkit/logged-process';
-import { ALLOCATION, allocationAnswers, type FakeGanymede, GATEWAY_ID, GATEWAY_TOKEN, type Responder, type RouteName, startFakeGanymede } from './fake-ganymede.js';
+import {
+  ALLOCATION,
+  allocationAnswers,
+  type FakeGanymede,
+  GATEWAY_ID,
+  GATEWAY_TOKEN,
+  type Responder,
+  type RouteName,
+  startFakeGanymede,
+} from './fake-ganymede.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -30,7 +39,15 @@ async function supervise(answers: Partial<Record<RouteName, Responder>>, env: Re
   const reloadMarker = join(dir, 'reloading');
   const fake = await startFakeGanymede(answers);
   const supervisor = spawnGatewayChild('supervise', {
-    env: { GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: fake.url, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: runDir, GATEWAY_RELOAD_MARKER: reloadMarker, ...env },
+    env: {
+      GATEWAY_ID,
+      GATEWAY_TOKEN,
+      GANYMEDE_URL: fake.url,
+      GATEWAY_PORT: '0',
+      GATEWAY_RUN_DIR: runDir,
+      GATEWAY_RELOAD_MARKER: reloadMarker,
+      ...env,
+    },
   });
   cleanups.push(async () => {
     // Children first (they run in their own process group), then the supervisor.
@@ -93,11 +110,20 @@ describe('gateway supervise', () => {
     mark = supervisor.logs.length;
     const callsBefore = fake.protocolCalls().length;
     process.kill(second.pid!, 'SIGKILL');
-    expect(await supervisor.waitForLog((r) => r.event === 'child_exited', { from: mark })).toMatchObject({ child_pid: second.pid, code: null, signal: 'SIGKILL' });
+    expect(await supervisor.waitForLog((r) => r.event === 'child_exited', { from: mark })).toMatchObject({
+      child_pid: second.pid,
+      code: null,
+      signal: 'SIGKILL',
+    });
     expect(await supervisor.waitForLog((r) => r.event === 'child_crashed', { from: mark })).toMatchObject({ delay_ms: 100, failures: 1 });
     const third = await nextServingChild(supervisor, mark, second.pid);
     expect(third).toMatchObject({ epoch: 5 });
-    expect(fake.protocolCalls().slice(callsBefore).map((c) => c.route)).toEqual(['config', 'ready']);
+    expect(
+      fake
+        .protocolCalls()
+        .slice(callsBefore)
+        .map((c) => c.route),
+    ).toEqual(['config', 'ready']);
 
     // Stop for good: the child gets SIGINT (a stop), ends the allocation, exits 0; so does the supervisor.
     mark = supervisor.logs.length;

@@ -74,14 +74,21 @@ const describeZod = (where: string, error: ZodError | null): string[] =>
   error?.issues.map((i) => `${[where, ...i.path].join('.')}: ${i.message}`) ?? [];
 
 const errorCodeFor = (status: number): ErrorBody['error'] =>
-  status === 401 ? 'unauthorized'
-  : status === 403 ? 'forbidden'
-  : status === 404 ? 'not_found'
-  : status === 413 ? 'payload_too_large'
-  : status === 415 ? 'unsupported_media_type'
-  : status === 408 ? 'request_timeout'
-  : status === 431 ? 'headers_too_large'
-  : 'bad_request';
+  status === 401
+    ? 'unauthorized'
+    : status === 403
+      ? 'forbidden'
+      : status === 404
+        ? 'not_found'
+        : status === 413
+          ? 'payload_too_large'
+          : status === 415
+            ? 'unsupported_media_type'
+            : status === 408
+              ? 'request_timeout'
+              : status === 431
+                ? 'headers_too_large'
+                : 'bad_request';
 
 /**
  * Errors Node's HTTP parser raises before any request exists (Fastify's default answers them off the contract):
@@ -118,8 +125,7 @@ function answerClientError(this: FastifyInstance, error: NodeJS.ErrnoException, 
 export function errorReply(error: unknown): { status: number; body: ErrorBody } {
   if (error instanceof RequestValidationError) {
     // A missing or malformed Authorization header is an authentication failure, not a shape one.
-    const authOnly =
-      !error.body && !error.pathParams && !error.query && error.headers?.issues.every((i) => i.path[0] === 'authorization');
+    const authOnly = !error.body && !error.pathParams && !error.query && error.headers?.issues.every((i) => i.path[0] === 'authorization');
     if (authOnly) return { status: 401, body: { error: 'unauthorized', message: 'missing or malformed bearer token' } };
     const messages = [
       ...describeZod('params', error.pathParams),

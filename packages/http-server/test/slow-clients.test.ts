@@ -88,18 +88,25 @@ describe('slow clients are cut off while running', () => {
 
   it('the server keeps answering others while slow clients are cut off', async () => {
     const { url } = await serve();
-    const slow = Array.from({ length: 20 }, () => rawHttp(url, 'POST /echo HTTP/1.1\r\nX: ', { trickle: { everyMs: 100 }, timeoutMs: 10_000 }));
+    const slow = Array.from({ length: 20 }, () =>
+      rawHttp(url, 'POST /echo HTTP/1.1\r\nX: ', { trickle: { everyMs: 100 }, timeoutMs: 10_000 }),
+    );
     const quick = await rawHttp(url, post('/echo', '{"text":"hi"}', 'Connection: close\r\n'));
     expect(quick).toMatchObject({ status: 200, body: { text: 'hi' } });
     for (const answer of await Promise.all(slow)) expectError(answer, 408, 'request_timeout');
   });
 });
 
-describe('transport-level errors answer the contract\'s error body with a stable code', () => {
+describe("transport-level errors answer the contract's error body with a stable code", () => {
   it.each([
     ['headers over the limit', 431, 'headers_too_large', post('/echo', '{"text":"a"}', `X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\n`)],
     ['a URL over the limit', 431, 'headers_too_large', `GET /${'u'.repeat(MAX_HEADER_BYTES)} HTTP/1.1\r\nHost: t\r\n\r\n`],
-    ['a malformed chunk size', 400, 'bad_request', 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    [
+      'a malformed chunk size',
+      400,
+      'bad_request',
+      'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+    ],
     ['a content length that is not a number', 400, 'bad_request', 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n'],
     ['two content lengths', 400, 'bad_request', 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}'],
     ['a request line that is not HTTP', 400, 'bad_request', 'HELLO THERE\r\n\r\n'],
@@ -126,10 +133,14 @@ describe('transport-level errors answer the contract\'s error body with a stable
 describe('closeWithin: a shutdown has a hard deadline', () => {
   it('a trickling client does not hold the close open: its connection is destroyed at the deadline', async () => {
     // Timeouts far past the deadline, so only the deadline can end this client.
-    const app = createServer(contract, { echo: async ({ body }) => ({ status: 200, body }), slow: async () => ({ status: 200, body: { done: true } }) }, {
-      logger: false,
-      timeouts: { headersMs: 60_000, requestMs: 60_000 },
-    });
+    const app = createServer(
+      contract,
+      { echo: async ({ body }) => ({ status: 200, body }), slow: async () => ({ status: 200, body: { done: true } }) },
+      {
+        logger: false,
+        timeouts: { headersMs: 60_000, requestMs: 60_000 },
+      },
+    );
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     const trickler = rawHttp(url, 'POST /echo HTTP/1.1\r\nX: ', { trickle: { everyMs: 50 }, timeoutMs: 30_000 });
     await new Promise<void>((resolve) => app.server.once('connection', () => resolve()));

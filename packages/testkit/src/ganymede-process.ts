@@ -86,7 +86,7 @@ export async function startGanymedeProcess(options: StartGanymedeProcessOptions 
 }
 
 export async function userToken(g: GanymedeProcess, organizationId: string): Promise<string> {
-  return JSON.parse(await g.cli('token', 'user', '--organization', organizationId, '--json')).token;
+  return (JSON.parse(await g.cli('token', 'user', '--organization', organizationId, '--json')) as { token: string }).token;
 }
 
 export async function adminToken(g: GanymedeProcess): Promise<string> {
@@ -95,10 +95,10 @@ export async function adminToken(g: GanymedeProcess): Promise<string> {
 
 /** Resolves when Ganymede logs that this gateway said ready (optionally: serving at the given epoch). */
 export function gatewayReady(g: GanymedeProcess, gatewayId: string, epoch?: number, from?: number): Promise<LogRecord> {
-  return g.proc.waitForLog(
-    (l) => l.msg === 'gateway ready' && l.gateway_id === gatewayId && (epoch === undefined || l.epoch === epoch),
-    { from, timeoutMs: 30_000 },
-  );
+  return g.proc.waitForLog((l) => l.msg === 'gateway ready' && l.gateway_id === gatewayId && (epoch === undefined || l.epoch === epoch), {
+    from,
+    timeoutMs: 30_000,
+  });
 }
 
 /** What a frontend does: a user of a new organization asks Ganymede for its gateway. */

@@ -26,7 +26,10 @@ export interface SpawnGatewayChildOptions extends SpawnLoggedOptions {
 }
 
 /** The command line that runs the gateway CLI: node and the bundle. */
-export function gatewayCommand(command: 'run' | 'supervise' | 'reload' | 'stop', args: readonly string[] = []): { file: string; args: string[] } {
+export function gatewayCommand(
+  command: 'run' | 'supervise' | 'reload' | 'stop',
+  args: readonly string[] = [],
+): { file: string; args: string[] } {
   return cliCommand(GATEWAY_CLI, [command, ...args]);
 }
 
@@ -52,7 +55,7 @@ export interface RegisteredGateway {
 export async function registerGateway(g: GanymedeProcess): Promise<RegisteredGateway> {
   const port = await findFreePort();
   const url = `http://127.0.0.1:${port}`;
-  const { gateway_id, token } = JSON.parse(await g.cli('gateway', 'add', '--url', url, '--json'));
+  const { gateway_id, token } = JSON.parse(await g.cli('gateway', 'add', '--url', url, '--json')) as { gateway_id: string; token: string };
   return { gateway_id, token, port, url };
 }
 

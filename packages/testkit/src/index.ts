@@ -27,7 +27,14 @@ export {
   startGatewayProcess,
 } from './gateway-process.js';
 export { noticeTarget } from './notice-target.js';
-export { type LoggedProcess, type LogRecord, type ProcessExit, type SpawnLoggedOptions, spawnLogged, stopProcess } from './logged-process.js';
+export {
+  type LoggedProcess,
+  type LogRecord,
+  type ProcessExit,
+  type SpawnLoggedOptions,
+  spawnLogged,
+  stopProcess,
+} from './logged-process.js';
 export { currentRun, dropSchemas, newRunId, pathTag, schemaPrefix, schemaRunStart, schemasLike } from './pg-schemas.js';
 export { type RawAnswer, rawHttp, type RawOptions } from './raw-http.js';
 export { tempDir } from './temp-dir.js';

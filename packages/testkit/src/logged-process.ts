@@ -61,7 +61,7 @@ export function spawnLogged(file: string, args: readonly string[], options: Spaw
     for (const waiter of [...waiters]) waiter();
   };
 
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     if (options.echo) process.stdout.write(`${line}\n`);
     let record: LogRecord;
     try {
@@ -73,7 +73,7 @@ export function spawnLogged(file: string, args: readonly string[], options: Spaw
     logs.push(record);
     notify();
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     if (options.echo) process.stderr.write(chunk);
     stderr += chunk;
   });

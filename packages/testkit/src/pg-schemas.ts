@@ -43,7 +43,11 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 
 /** Names of the schemas matching a LIKE pattern. */
 export const schemasLike = (url: string, pattern: string) =>
-  withClient(url, async (c) => (await c.query<{ name: string }>('SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE $1 ORDER BY 1', [pattern])).rows.map((r) => r.name));
+  withClient(url, async (c) =>
+    (await c.query<{ name: string }>('SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE $1 ORDER BY 1', [pattern])).rows.map(
+      (r) => r.name,
+    ),
+  );
 
 /** Drops each schema with everything in it. */
 export async function dropSchemas(url: string, schemas: Iterable<string>): Promise<void> {

@@ -7,7 +7,6 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.ur
 /** Any constant works: it only has to be the same in every replica. */
 const MIGRATION_LOCK = 7_400_100;
 
-
 interface Migration {
   version: number;
   name: string;

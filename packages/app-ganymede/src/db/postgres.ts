@@ -13,7 +13,10 @@ export interface PostgresOptions {
 /** PostgreSQL proper through a `pg` pool. */
 export async function openPostgres(options: PostgresOptions): Promise<Database> {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
-    throw new GanymedeError('SCHEMA_NAME_INVALID', `invalid schema name ${JSON.stringify(options.schema)}: use lower-case letters, digits and _`);
+    throw new GanymedeError(
+      'SCHEMA_NAME_INVALID',
+      `invalid schema name ${JSON.stringify(options.schema)}: use lower-case letters, digits and _`,
+    );
   }
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -24,21 +27,23 @@ export async function openPostgres(options: PostgresOptions): Promise<Database> 
   // Fail now, with the server's reason, rather than at the first request.
   const probe = await pool.connect().catch(async (cause: unknown) => {
     await pool.end();
-    throw new GanymedeError('DATABASE_UNREACHABLE', `cannot reach PostgreSQL at ${redact(options.url)}: ${(cause as Error).message}`, { cause });
+    throw new GanymedeError('DATABASE_UNREACHABLE', `cannot reach PostgreSQL at ${redact(options.url)}: ${(cause as Error).message}`, {
+      cause,
+    });
   });
   try {
     // Two replicas creating it at once: one wins, the other sees a duplicate; both then find it there.
-    if (options.schema) await probe.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`).catch((error: { code?: string }) => {
-      if (error.code !== PG_ERRORS.uniqueViolation && error.code !== PG_ERRORS.duplicateSchema) throw error;
-    });
+    if (options.schema)
+      await probe.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`).catch((error: { code?: string }) => {
+        if (error.code !== PG_ERRORS.uniqueViolation && error.code !== PG_ERRORS.duplicateSchema) throw error;
+      });
   } finally {
     probe.release();
   }
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
     // With parameters: a named prepared statement, parsed and planned once per connection and then only bound
     // and executed (the state machine's statements are CTEs whose planning costs more than running them).
-    query: (text, params) =>
-      (params?.length ? q.query({ name: statementName(text), text, values: params as unknown[] }) : q.query(text)) as never,
+    query: (text, params) => (params?.length ? q.query({ name: statementName(text), text, values: params }) : q.query(text)) as never,
     exec: async (text) => void (await q.query(text)),
   });
   return {

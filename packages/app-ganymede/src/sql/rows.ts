@@ -49,10 +49,9 @@ export const audit = (source: string, kind: string, reason: string) =>
    SELECT id, gateway_id, organization_id, '${kind}', ${reason}, epoch FROM ${source}`;
 
 export async function getAllocation(db: Queryable, allocationId: string): Promise<Allocation | null> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1`,
-    [allocationId],
-  );
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1`, [
+    allocationId,
+  ]);
   return rows[0] ? toAllocation(rows[0]) : null;
 }
 
@@ -80,9 +79,13 @@ export interface AllocationEventRow {
 }
 
 export async function eventsOf(db: Queryable, allocationId: string): Promise<AllocationEventRow[]> {
-  const { rows } = await db.query(
-    'SELECT kind, reason, epoch, at FROM allocation_events WHERE allocation_id = $1 ORDER BY id',
-    [allocationId],
-  );
-  return rows.map((r) => ({ kind: r.kind as AllocationEventKind, reason: (r.reason as string) ?? null, epoch: Number(r.epoch), at: iso(r.at)! }));
+  const { rows } = await db.query('SELECT kind, reason, epoch, at FROM allocation_events WHERE allocation_id = $1 ORDER BY id', [
+    allocationId,
+  ]);
+  return rows.map((r) => ({
+    kind: r.kind as AllocationEventKind,
+    reason: (r.reason as string) ?? null,
+    epoch: Number(r.epoch),
+    at: iso(r.at)!,
+  }));
 }

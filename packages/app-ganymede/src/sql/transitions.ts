@@ -19,8 +19,7 @@
  */
 import type { RestartReason, StopReason } from '@ganymede/contracts';
 import type { Queryable } from '../db/database.js';
-import type { LeaseInfo, LivenessPolicy } from './liveness.js';
-import { DEFAULT_LIVENESS } from './liveness.js';
+import { DEFAULT_LIVENESS, type LeaseInfo, type LivenessPolicy } from './liveness.js';
 import { type Allocation, allocationColumns, audit, COLUMNS, toAllocation } from './rows.js';
 import { iso } from './time.js';
 
@@ -95,9 +94,7 @@ async function allocateOnce(db: Queryable, organizationId: string): Promise<Allo
 
 /** True when some gateway is allocatable. */
 export async function anyGatewayFree(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query<{ free: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM gateways g WHERE ${ALLOCATABLE}) AS free`,
-  );
+  const { rows } = await db.query<{ free: boolean }>(`SELECT EXISTS (SELECT 1 FROM gateways g WHERE ${ALLOCATABLE}) AS free`);
   return rows[0]?.free === true;
 }
 
@@ -209,8 +206,8 @@ export async function ready(
   return { kind: 'ok', allocation, reclaimed: row.reclaimed === true, lease };
 }
 
-
-export type FencedResult = { kind: 'ok'; allocation: Allocation } | { kind: 'not_found' | 'ended' } | { kind: 'stale_epoch'; current: number };
+export type FencedResult =
+  { kind: 'ok'; allocation: Allocation } | { kind: 'not_found' | 'ended' } | { kind: 'stale_epoch'; current: number };
 
 /** Reads the outcome of a fenced transition: the updated row, or why nothing was updated. */
 function fencedOutcome(rows: Record<string, unknown>[]): FencedResult {
@@ -258,12 +255,7 @@ export async function requestRestart(
 }
 
 /** Ends the allocation. Fenced like `requestRestart`; the gateway's process is going away, so it is no longer ready. */
-export async function stop(
-  db: Queryable,
-  allocationId: string,
-  epoch: number | null,
-  reason: StopReason,
-): Promise<FencedResult> {
+export async function stop(db: Queryable, allocationId: string, epoch: number | null, reason: StopReason): Promise<FencedResult> {
   const { rows } = await db.query(
     `WITH cur AS (SELECT * FROM allocations WHERE id = $1 FOR UPDATE),
      upd AS (
