@@ -98,7 +98,7 @@ export async function startCluster(options: {
   };
 }
 
-export interface RegisteredGateway {
+export interface ClusterGateway {
   gatewayId: string;
   token: string;
   port: number;
@@ -106,7 +106,7 @@ export interface RegisteredGateway {
 }
 
 /** Registers a gateway (admin API, through replica `n`) at a free local port. */
-export async function register(cluster: Cluster, n: number): Promise<RegisteredGateway> {
+export async function register(cluster: Cluster, n: number): Promise<ClusterGateway> {
   const port = await findFreePort();
   const url = `http://127.0.0.1:${port}`;
   const res = await cluster.client(n).addGateway(cluster.admin, { url });
@@ -115,7 +115,7 @@ export async function register(cluster: Cluster, n: number): Promise<RegisteredG
 }
 
 /** A real gateway (the `Gateway` class with its typed client) for `gw`, talking to `ganymedeUrl`. */
-export function gatewayFor(gw: RegisteredGateway, ganymedeUrl: string): Gateway {
+export function gatewayFor(gw: ClusterGateway, ganymedeUrl: string): Gateway {
   const config = loadConfig({
     GATEWAY_ID: gw.gatewayId,
     GATEWAY_TOKEN: gw.token,

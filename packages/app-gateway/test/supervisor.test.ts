@@ -72,7 +72,7 @@ async function nextServingChild(supervisor: GatewayChild, from: number, notPid?:
   return supervisor.waitForLog((r) => r.role === 'gateway' && r.event === 'serving' && r.pid !== notPid, { from });
 }
 
-function runCli(command: 'reload' | 'stop', args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runControl(command: 'reload' | 'stop', args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { file, args: argv } = gatewayCommand(command, args);
   return new Promise((resolve) => {
     const child = execFile(file, argv, (error, stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stdout, stderr }));
@@ -143,24 +143,24 @@ describe('gateway supervise', () => {
     const control = ['--run-dir', runDir, '--reload-marker', reloadMarker];
 
     const mark = supervisor.logs.length;
-    const reload = await runCli('reload', [...control, '--reason', 'deploy']);
+    const reload = await runControl('reload', [...control, '--reason', 'deploy']);
     expect(reload.code, reload.stderr).toBe(0);
     expect(JSON.parse(reload.stdout)).toMatchObject({ event: 'reload_sent', supervisor_pid: supervisor.pid, reason: 'deploy' });
     const second = await nextServingChild(supervisor, mark, first.pid);
     expect(fake.callsTo('restart').map((c) => c.body.reason)).toEqual(['deploy']);
     expect(existsSync(reloadMarker)).toBe(false);
 
-    const stop = await runCli('stop', [...control, '--reason', 'decommission']);
+    const stop = await runControl('stop', [...control, '--reason', 'decommission']);
     expect(stop.code, stop.stderr).toBe(0);
     expect((await supervisor.exited).code).toBe(0);
     expect(fake.callsTo('stop').map((c) => c.body)).toEqual([{ reason: 'decommission', epoch: second.epoch, allocation_id: ALLOCATION }]);
     expect(existsSync(join(runDir, 'stop-reason'))).toBe(false);
 
     // Nothing left to signal.
-    const again = await runCli('stop', control);
+    const again = await runControl('stop', control);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no supervisor runs/);
-    expect((await runCli('reload', [...control, '--reason', 'bogus'])).code).toBe(2);
+    expect((await runControl('reload', [...control, '--reason', 'bogus'])).code).toBe(2);
   });
 
   it('crash loops back off exponentially; SIGTERM during a backoff exits 0 at once', async () => {

@@ -1,6 +1,6 @@
 /**
- * A stand-in for a gateway's HTTP side: answers Ganymede's notice 200 (`accept`) or not at all (`refuse`:
- * the port is closed). Real gateways are used by the end-to-end tests; this one only lets /gateway/start finish.
+ * A stand-in for a gateway's HTTP side: answers every notice of Ganymede's 200 and records it (its allocation id and
+ * Authorization header). Real gateways are used by the end-to-end tests; this one only lets /gateway/start finish.
  */
 import { randomUUID } from 'node:crypto';
 import { gatewayContract, type Whoami } from '@ganymede/contracts';
