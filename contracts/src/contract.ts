@@ -10,6 +10,7 @@ import {
   ConfigResponse,
   ErrorBody,
   Health,
+  NoticeHeaders,
   LeaseBody,
   LeaseResponse,
   ReadyBody,
@@ -139,8 +140,8 @@ export const gatewayContract = c.router(
       method: 'POST',
       path: '/allocated',
       summary:
-        "Ganymede tells an idle gateway it was just allocated (notice token: NoticeClaims). A notice without Ganymede's proof is refused (401) before Ganymede is asked anything; a proven one is still only a hint: the gateway asks /gateway/config and claims with /gateway/ready, then answers.",
-      headers: BearerHeaders,
+        "Ganymede tells an idle gateway it was just allocated (notice token: NoticeClaims). A notice without Ganymede's proof is refused (401) before Ganymede is asked anything; a proven one is still only a hint: the gateway asks /gateway/config and claims with /gateway/ready, then answers. The header is optional only for a Ganymede older than notice tokens, which gave the gateway no notice_key: such notices are taken unproven.",
+      headers: NoticeHeaders,
       body: AllocatedNotice,
       responses: { ...common, 200: Whoami, 401: ErrorBody, 409: ErrorBody, 503: ErrorBody },
     },

@@ -55,6 +55,8 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const BearerHeaders = z.object({
   authorization: z.string().regex(/^Bearer \S+$/, 'expected "Bearer <token>"'),
 });
+/** A notice's headers: the notice token, absent only from a Ganymede older than notice tokens. */
+export const NoticeHeaders = z.object({ authorization: BearerHeaders.shape.authorization.optional() });
 
 /** Every body is a JSON object whose unknown keys are refused: a typo must not pass silently. */
 export const StartBody = z.object({ organization_id: Uuid }).strict();
@@ -116,8 +118,8 @@ export const ReadyResponse = z.object({
   lease: Lease,
   /**
    * The public key that verifies Ganymede's notices (`POST /allocated`, see NoticeClaims). Public: it lets nobody
-   * sign one. Ganymede always sends it. Optional only so that a gateway still boots against a Ganymede older than
-   * the field; such a gateway has no key and refuses every notice (503, as before it is up).
+   * sign one. Ganymede always sends it. Optional for a Ganymede older than the field: its gateways take its
+   * unproven notices the old way (only a hint, checked with /gateway/config), so an upgrade may start on either side.
    */
   notice_key: NoticeKey.optional(),
 });

@@ -81,6 +81,8 @@ describe('a client trickling its request a byte every 200 ms', () => {
     const sent = new Promise<void>((resolve) => (onSent = resolve));
     const trickler = rawHttp(g.url, TRICKLE, { trickle: { everyMs: 200 }, timeoutMs: 30_000, onSent });
     await sent;
+    // Connections are accepted in order: once a later one is answered, the trickler's has been accepted too.
+    await fetch(`${g.url}/admin/status`);
     g.proc.signal('SIGTERM');
     await g.proc.waitForLog((l) => l.msg === 'shutdown deadline: closed the connections still open', { timeoutMs: 20_000 });
     expect(await g.proc.exited).toEqual({ code: 0, signal: null });
@@ -98,6 +100,7 @@ describe('a client trickling its request a byte every 200 ms', () => {
       onSent,
     });
     await sent;
+    await fetch(`${p.gw.url}/healthz`);
     p.proc.signal('SIGTERM');
     expect(await p.proc.exited).toEqual({ code: 0, signal: null });
     await trickler;

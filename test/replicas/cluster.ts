@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Database, openDatabase, Tokens } from '@ganymede/app-ganymede';
+import { type Database, openDatabase, PG_ERRORS, Tokens } from '@ganymede/app-ganymede';
 import { createGanymedeClient, findFreePort, type GanymedeClient, Gateway, loadConfig } from '@ganymede/app-gateway';
 import { dropSchemas, type GanymedeProcess, schemaPrefix, startGanymedeProcess, stopProcess, tempDir } from '@ganymede/testkit';
 import pino from 'pino';
@@ -29,7 +29,6 @@ export interface Cluster {
 }
 
 let clusters = 0;
-const DEADLOCK_DETECTED = '40P01';
 
 /**
  * Starts `count` replicas at once on a fresh schema (so they also race to create it and to migrate it),
@@ -84,7 +83,7 @@ export async function startCluster(options: {
         try {
           return await db.exec('TRUNCATE allocation_events, allocations, gateways CASCADE');
         } catch (error) {
-          if ((error as { code?: string }).code !== DEADLOCK_DETECTED || attempt >= 5) throw error;
+          if ((error as { code?: string }).code !== PG_ERRORS.deadlockDetected || attempt >= 5) throw error;
         }
       }
     },

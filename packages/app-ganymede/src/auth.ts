@@ -15,8 +15,13 @@ import { z } from 'zod';
 import { GanymedeError, InvalidTokenError } from './errors.js';
 
 const ISSUER = 'ganymede';
-/** How many verified tokens `Tokens.verify` remembers (a few MB at most). */
+/** How many verified tokens `Tokens.verify` remembers, and the longest it remembers: about 20 MB at most. */
 const VERIFIED_TOKENS_KEPT = 10_000;
+/**
+ * Gateway, organization and admin tokens are a few hundred characters; a user token of 1,000 organizations is
+ * 52 KB. Remembering those would cost half a GB at the cap, and verifying one again is one HMAC.
+ */
+const CACHED_TOKEN_MAX_CHARS = 2_048;
 const ALGORITHM = 'HS256';
 
 /**
@@ -105,8 +110,10 @@ export class Tokens {
       const parsed = ClaimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('TOKEN_CLAIMS_INVALID', `invalid token claims: ${describeClaims(parsed.error)}`);
       entry = { claims: parsed.data, exp: payload.exp! };
-      if (this.verified.size >= VERIFIED_TOKENS_KEPT) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token, entry);
+      if (token.length <= CACHED_TOKEN_MAX_CHARS) {
+        if (this.verified.size >= VERIFIED_TOKENS_KEPT) this.verified.delete(this.verified.keys().next().value!);
+        this.verified.set(token, entry);
+      }
     }
     return entry.claims.typ === typ ? (entry.claims as Extract<Claims, { typ: T }>) : null;
   }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ganymedeContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
-import { DEFAULT_HTTP_TIMEOUTS } from '@ganymede/http-server';
+import { DEFAULT_HTTP_TIMEOUTS, MAX_HEADER_BYTES } from '@ganymede/http-server';
 import { readSigningKey, Tokens } from './auth.js';
 import { GanymedeError, UsageError } from './errors.js';
 import { createGanymede, DEFAULTS } from './ganymede.js';
@@ -95,8 +95,12 @@ function httpTimeouts() {
   return { headersMs, requestMs };
 }
 
+/** After the shutdown timeout, how long closing the reaper and the database may take before the process exits. */
+const SHUTDOWN_EXIT_MARGIN_MS = 2_000;
+
 async function serve() {
   const port = positiveInt('port', values.port, 0);
+  const shutdownTimeoutMs = positiveInt('shutdown-timeout-ms', values['shutdown-timeout-ms']);
   const ganymede = await createGanymede({
     databaseUrl: values['database-url'],
     schema: values.schema,
@@ -111,7 +115,7 @@ async function serve() {
     leaseGraceSeconds: positiveInt('lease-grace-seconds', values['lease-grace-seconds'], 0),
     crashLoopLimit: positiveInt('crash-loop-limit', values['crash-loop-limit']),
     crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
-    shutdownTimeoutMs: positiveInt('shutdown-timeout-ms', values['shutdown-timeout-ms']),
+    shutdownTimeoutMs,
     httpTimeouts: httpTimeouts(),
     logLevel: values['log-level'],
   });
@@ -122,6 +126,12 @@ async function serve() {
       process.exit(1);
     }
     ganymede.log.info({ signal }, 'shutting down: finishing requests in flight');
+    // The HTTP side is bounded by the shutdown timeout; this bounds the rest (a reaper pass or a database close
+    // stuck on an unreachable PostgreSQL), so no lingering process ever holds the data directory.
+    setTimeout(() => {
+      ganymede.log.error({ shutdown_timeout_ms: shutdownTimeoutMs }, 'shutdown still running past its deadline: exiting');
+      process.exit(1);
+    }, shutdownTimeoutMs + SHUTDOWN_EXIT_MARGIN_MS).unref();
     ganymede.close().then(
       () => ganymede.log.info('stopped'),
       (err: unknown) => {
@@ -143,10 +153,17 @@ async function addGateway() {
   print(res.body, `gateway_id ${res.body.gateway_id}\ntoken ${res.body.token}`);
 }
 
+/** Left in the header limit for the request line and the other headers. */
+const HEADER_ROOM_BYTES = 2_048;
+
 async function userToken() {
   const organizations = values.organization ?? [];
   if (!organizations.length) throw new UsageError('token user needs --organization UUID (repeatable)');
   const token = await (await tokens()).sign({ typ: 'user', sub: values.user ?? `local-${randomUUID()}`, organizations });
+  // A token past the server's header limit could never be used: say so now, not at the user's first call.
+  if (`Authorization: Bearer ${token}`.length > MAX_HEADER_BYTES - HEADER_ROOM_BYTES) {
+    throw new GanymedeError('USER_TOKEN_TOO_LARGE', `${organizations.length} organizations make a token too large for a request header`);
+  }
   print({ token }, token);
 }
 

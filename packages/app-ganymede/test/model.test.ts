@@ -2,7 +2,7 @@
  * Model-based test of the allocation state machine: random interleavings of starts, claims, reclaims,
  * lease renewals, restarts, stops, crashes, paused processes that wake up late, bursts of processes taking an
  * allocation over at once, reaper runs and clock moves, across 3 gateways and 4 organizations, on the real SQL
- * (src/sql/transitions.ts, liveness.ts) on a migrated in-memory PGlite. A reference model (allocation-model.ts) predicts
+ * (src/sql/transitions.ts, liveness.ts) on the suite's migrated database (PGlite in memory, or PostgreSQL). A reference model (allocation-model.ts) predicts
  * every answer; after every command the whole database is compared with it and the invariants are checked:
  * - at most one live allocation per gateway and per organization;
  * - an ended allocation never changes again; epochs only grow;

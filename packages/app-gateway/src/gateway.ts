@@ -22,7 +22,7 @@ import type { GatewayConfig } from './config.js';
 import { EXIT_CODES, GanymedeAnswerError, GatewayError } from './errors.js';
 import { createGanymedeClient, type GanymedeClient } from './ganymede-client.js';
 import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase } from './http-api.js';
-import { checkNotice, importNoticeKey } from './notice.js';
+import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import { Serial, within } from './serial.js';
 import { tellGanymede } from './shutdown-call.js';
@@ -72,8 +72,12 @@ export class Gateway implements GatewayView {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
   private leaseSeconds = 10;
-  /** Verifies Ganymede's notices: the public key from /gateway/ready's last answer. None yet: notices are refused. */
-  private noticeKey: KeyObject | undefined;
+  /**
+   * Verifies Ganymede's notices, from /gateway/ready's last answer: the public key; null from a Ganymede older than
+   * notice tokens (its notices are taken unproven, the old way); 'unusable' when the key sent does not import (every
+   * notice is refused: fail closed).
+   */
+  private noticeKey: KeyObject | null | 'unusable' = null;
   private readonly onSuperseded: (reason: string) => void;
 
   constructor(options: GatewayOptions) {
@@ -290,13 +294,15 @@ export class Gateway implements GatewayView {
   private readyAnswered(body: ReadyBody): void {
     this.leaseSeconds = body.lease.seconds;
     if (body.notice_key === undefined) {
-      if (!this.noticeKey)
-        this.log.warn({ event: 'no_notice_key' }, 'Ganymede gave no notice key (an older Ganymede?): notices are refused');
+      // Once a key is known it stays: while Ganymede replicas are mixed, an older one's unproven notices are refused.
+      if (this.noticeKey === null)
+        this.log.warn({ event: 'no_notice_key' }, 'Ganymede gave no notice key (an older Ganymede): notices are taken unproven');
       return;
     }
-    const key = importNoticeKey(body.notice_key);
-    if (key) this.noticeKey = key;
-    else this.log.error({ event: 'bad_notice_key' }, 'Ganymede gave a notice key that is not an Ed25519 public key');
+    this.noticeKey = importNoticeKey(body.notice_key) ?? 'unusable';
+    if (this.noticeKey === 'unusable') {
+      this.log.error({ event: 'bad_notice_key' }, 'Ganymede gave a notice key that is not an Ed25519 public key: notices are refused');
+    }
   }
 
   private hold(config: ConfigBody, served: ServedAllocation): void {
@@ -313,11 +319,18 @@ export class Gateway implements GatewayView {
    * Ganymede says this gateway was allocated. Before anything else, the notice must prove it comes from Ganymede
    * (its token, checked with the notice key): an unproven one is refused here, without a call to Ganymede, so
    * a flood of them costs Ganymede nothing. A proven one is still only a hint: ask /gateway/config, claim with
-   * /gateway/ready.
+   * /gateway/ready. A Ganymede older than notice tokens gives no key and signs nothing: its notices are taken the
+   * old way (only a hint, checked with /gateway/config), so a rolling upgrade may start with either side.
    */
   allocated(allocationId: string, authorization: string | undefined): Promise<AllocatedAnswer> {
-    if (this.current !== 'up' || !this.noticeKey) return Promise.resolve({ status: 503, body: NOT_READY });
-    const proof = checkNotice(authorization, this.noticeKey, { gatewayId: this.config.gatewayId, allocationId });
+    if (this.current !== 'up') return Promise.resolve({ status: 503, body: NOT_READY });
+    const key = this.noticeKey;
+    const proof: NoticeCheck =
+      key === null
+        ? { ok: true }
+        : key === 'unusable'
+          ? { ok: false, reason: 'Ganymede gave no usable notice key' }
+          : checkNotice(authorization, key, { gatewayId: this.config.gatewayId, allocationId });
     if (!proof.ok) {
       this.log.warn({ event: 'notice_refused', allocation_id: allocationId, reason: proof.reason }, `notice refused: ${proof.reason}`);
       return Promise.resolve({ status: 401, body: { error: 'unauthorized', message: proof.reason } });

@@ -54,7 +54,7 @@ export async function tellGanymede(
       );
     } else if (answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
       const { error } = answer.body;
-      log.info({ event: 'restart_refused', status: 409, error, ...fields }, `nothing to keep: ${error}`);
+      log.info({ event: 'restart_refused', status: answer.status, error, ...fields }, `nothing to keep: ${error}`);
     } else {
       throw new GanymedeAnswerError('POST /gateway/restart', answer);
     }

@@ -14,20 +14,39 @@
  * not see each other's lock: give each its own directory). Elsewhere than Linux the lock is a socket file in the
  * directory; a dead holder's file is replaced after a refused connection, which two starters could race.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, stat, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DataDirLockedError } from '../errors.js';
+
+const LOCK_SECRET_FILE = '.lock-secret';
 
 export interface DirLock {
   release(): Promise<void>;
 }
 
+/**
+ * The lock's name. Abstract sockets have no permissions, so the name mixes in a secret kept in the directory (0600,
+ * in a 0700 directory): another local user could otherwise bind the name first and block every start.
+ */
 async function lockAddress(dir: string): Promise<string> {
   if (process.platform !== 'linux') return join(dir, '.ganymede.lock');
+  const secretFile = join(dir, LOCK_SECRET_FILE);
+  // Written whole to a file of its own, then linked into place (atomic, and refused if it exists): two starters
+  // racing both read the winner's secret, never a half-written one.
+  const draft = `${secretFile}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(draft, randomBytes(16).toString('hex'), { mode: 0o600 });
+  try {
+    await link(draft, secretFile).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  } finally {
+    await unlink(draft);
+  }
   const { dev, ino } = await stat(dir, { bigint: true });
-  const id = createHash('sha256').update(`${dev}:${ino}`).digest('hex').slice(0, 32);
+  const secret = await readFile(secretFile, 'utf8');
+  const id = createHash('sha256').update(`${dev}:${ino}:${secret}`).digest('hex').slice(0, 32);
   return `\0ganymede-data-dir-${id}`;
 }
 
