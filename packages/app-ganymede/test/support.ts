@@ -274,3 +274,23 @@ export function bufferLogger() {
   const logger = pino({ level: 'trace', redact: LOG_REDACT }, { write: (line: string) => void lines.push(line) });
   return { logger, lines };
 }
+
+/**
+ * Log lines that give a secret away: a Bearer header, anything shaped like a JWT, one of `tokens` (or its
+ * signature), or the signing key (`signingKeyHex`) in any of its encodings. Each entry names what leaked.
+ */
+export function secretLeaks(lines: string[], tokens: Iterable<string>, signingKeyHex: string): string[] {
+  const key = Buffer.from(signingKeyHex, 'hex');
+  const keyForms = [signingKeyHex, key.toString('base64'), key.toString('base64url')];
+  const leaks: string[] = [];
+  for (const line of lines) {
+    if (/bearer/i.test(line)) leaks.push(`Bearer: ${line.slice(0, 300)}`);
+    if (/eyJ[\w-]{8,}\.[\w-]{8,}/.test(line)) leaks.push(`a JWT: ${line.slice(0, 300)}`);
+    for (const token of tokens) {
+      const signature = token.split('.')[2] ?? '';
+      if (line.includes(token) || (signature.length >= 16 && line.includes(signature))) leaks.push(`a token: ${line.slice(0, 300)}`);
+    }
+    for (const form of keyForms) if (line.includes(form)) leaks.push(`the signing key: ${line.slice(0, 300)}`);
+  }
+  return leaks;
+}
