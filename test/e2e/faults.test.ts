@@ -25,6 +25,9 @@ describe('Ganymede killed at each step, then started again', () => {
     const a = await gateway(g, 'run');
     const organizationId = randomUUID();
     const g2 = await killedAt(g, `ganymede:${when}:allocate`, () => startOrganization(g, organizationId), FAST_LEASES);
+    // Its 1 s lease lapsed while Ganymede was down: the gateway is back in the pool once a renewal has gone through.
+    const renewal = await g2.proc.waitForLog((l) => (l.req as { url?: string } | undefined)?.url === '/gateway/lease');
+    await g2.proc.waitForLog((l) => l.reqId === renewal.reqId && l.msg === 'request completed');
     const again = await startOrganization(g2, organizationId);
     expect(again.res.status).toBe(when === 'before' ? 201 : 200);
     if (again.res.status !== 200 && again.res.status !== 201) throw new Error('not allocated');
