@@ -24,6 +24,8 @@ import {
   StopResponse,
   Uuid,
   Whoami,
+  WithdrawRestartBody,
+  WithdrawRestartResponse,
 } from './schemas.js';
 
 const c = initContract();
@@ -87,6 +89,15 @@ export const ganymedeContract = c.router(
       headers: BearerHeaders,
       body: RestartBody,
       responses: { ...authed, 200: RestartResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    withdrawRestart: {
+      method: 'POST',
+      path: '/gateway/restart/withdraw',
+      summary:
+        'Take back a restart this process asked for (its successor failed to boot): the allocation is active again at the same epoch (organization token). Fenced by the required epoch; a repeat answers 200 and changes nothing.',
+      headers: BearerHeaders,
+      body: WithdrawRestartBody,
+      responses: { ...authed, 200: WithdrawRestartResponse, 404: ErrorBody, 409: ErrorBody },
     },
     addGateway: {
       method: 'POST',

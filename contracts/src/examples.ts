@@ -97,6 +97,15 @@ export const ganymedeExamples = {
       409: err('stale_epoch', 'epoch 1 is stale: the allocation is at epoch 2'),
     },
   },
+  withdrawRestart: {
+    request: { headers: auth, body: { epoch: 2 } },
+    responses: {
+      ...authed,
+      200: { allocation_id: ALLOCATION, state: 'active', epoch: 2 },
+      404: err('allocation_not_found', 'no such allocation'),
+      409: err('stale_epoch', 'epoch 2 is stale: the allocation is at epoch 3'),
+    },
+  },
   addGateway: {
     request: { headers: auth, body: { url: 'http://127.0.0.1:4101' } },
     responses: { ...authed, 201: { gateway_id: GATEWAY, token: TOKEN } },

@@ -173,6 +173,23 @@ export const RestartResponse = z.object({
   restart_deadline: Timestamp,
 });
 
+/**
+ * The process that asked for a restart takes it back (its successor failed to boot) and keeps serving. Always
+ * fenced: the epoch is required, so a process superseded since cannot withdraw its successor's restart.
+ */
+export const WithdrawRestartBody = z
+  .object({
+    epoch: Epoch,
+    allocation_id: Uuid.optional(),
+  })
+  .strict();
+
+export const WithdrawRestartResponse = z.object({
+  allocation_id: Uuid,
+  state: z.literal('active'),
+  epoch: Epoch,
+});
+
 export const AddGatewayBody = z.object({ url: HttpUrl }).strict();
 export const AddGatewayResponse = z.object({ gateway_id: Uuid, token: z.string() });
 
@@ -195,6 +212,7 @@ export const AllocationEvent = z.object({
   kind: z.enum([
     'allocated',
     'restart_requested',
+    'restart_withdrawn',
     'reclaimed',
     'stopped',
     'restart_timed_out',

@@ -1,14 +1,9 @@
 /** Order statistics of samples (milliseconds, counts). Percentiles by linear interpolation between ranks. */
-export function percentile(samples: readonly number[], p: number): number {
-  if (!samples.length) return Number.NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p / 100) * (sorted.length - 1);
-  const low = Math.floor(rank);
-  const high = Math.ceil(rank);
-  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
-}
+import { percentile } from '@ganymede/testkit/stats';
 
-export const median = (samples: readonly number[]) => percentile(samples, 50);
+const ascending = (samples: readonly number[]) => [...samples].sort((a, b) => a - b);
+
+export const median = (samples: readonly number[]) => percentile(ascending(samples), 50);
 
 export interface Summary {
   n: number;
@@ -21,12 +16,13 @@ export interface Summary {
 }
 
 export function summarize(samples: readonly number[]): Summary {
+  const sorted = ascending(samples);
   return {
     n: samples.length,
     min: Math.min(...samples),
-    median: percentile(samples, 50),
-    p95: percentile(samples, 95),
-    p99: percentile(samples, 99),
+    median: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
     max: Math.max(...samples),
     mean: samples.reduce((a, b) => a + b, 0) / samples.length,
   };

@@ -60,7 +60,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     return claims;
   }
 
-  /** Shared by /stop and /restart: the organization token names the allocation; a body that names another is refused. */
+  /** Shared by /stop, /restart and /restart/withdraw: the organization token names the allocation; a body that names another is refused. */
   async function allocationOf(route: Route, authorization: string, bodyAllocationId: string | undefined) {
     const claims = await authorize(route, authorization, 'organization');
     if (bodyAllocationId && bodyAllocationId !== claims.sub) {
@@ -213,6 +213,17 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'restarting', epoch: a.epoch, restart_deadline: a.restart_deadline! },
       };
+    },
+
+    withdrawRestart: async ({ headers, body }) => {
+      const allocationId = await allocationOf(contract.withdrawRestart, headers.authorization, body.allocation_id);
+      failpoint('ganymede:before:withdraw');
+      const result = await transitions.withdrawRestart(db, allocationId, body.epoch);
+      failpoint('ganymede:after:withdraw');
+      if (result.kind !== 'ok') return fencedReply(result, body.epoch);
+      const a = result.allocation;
+      logTransition(log, 'restart_withdrawn', a);
+      return { status: 200, body: { allocation_id: a.allocation_id, state: 'active', epoch: a.epoch } };
     },
 
     stop: async ({ headers, body }) => {

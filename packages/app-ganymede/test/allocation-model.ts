@@ -20,7 +20,15 @@ export type State = 'active' | 'restarting' | 'ended';
 /** A gateway's lease as the clock sees it: never taken (older gateways), running, lapsed, lapsed past the grace. */
 export type LeaseState = 'none' | 'valid' | 'lapsed' | 'past_grace';
 export type EventKind =
-  'allocated' | 'restart_requested' | 'reclaimed' | 'stopped' | 'restart_timed_out' | 'rolled_back' | 'lease_expired' | 'crash_loop';
+  | 'allocated'
+  | 'restart_requested'
+  | 'restart_withdrawn'
+  | 'reclaimed'
+  | 'stopped'
+  | 'restart_timed_out'
+  | 'rolled_back'
+  | 'lease_expired'
+  | 'crash_loop';
 
 export interface AuditEvent {
   kind: EventKind;
@@ -320,6 +328,22 @@ export class AllocationModel {
       a.restartReason = reason;
       a.deadline = { us: 'pending', passed: false };
       this.record(a, 'restart_requested', reason);
+    }
+    return { kind: 'ok', allocation: this.view(a) };
+  }
+
+  /**
+   * `withdrawRestart`: always fenced (the epoch is required); restarting → active at the same epoch, deadline and
+   * reason cleared, audited; already active at that epoch: ok, nothing changes. The gateway is not touched.
+   */
+  withdrawRestart(allocationId: string, epoch: number): FencedAnswer {
+    const a = this.fenced(allocationId, epoch);
+    if (!('id' in a)) return a;
+    if (a.state === 'restarting') {
+      a.state = 'active';
+      a.restartReason = null;
+      a.deadline = null;
+      this.record(a, 'restart_withdrawn', null);
     }
     return { kind: 'ok', allocation: this.view(a) };
   }

@@ -67,6 +67,7 @@ function send(route: Route, w: World, token: string) {
     lease: { instance_id: w.a.instanceId, allocation_id: w.a.id, epoch: 1 },
     stop: { reason: 'stop', epoch: 1 },
     restart: { reason: 'reload', epoch: 1 },
+    withdrawRestart: { epoch: 1 },
     addGateway: { url: 'http://127.0.0.1:4199' },
   };
   const r = ganymedeContract[route];
@@ -100,7 +101,7 @@ const organization = (w: World, over: Record<string, unknown> = {}) => ({
 const without = (o: Record<string, unknown>, key: string) => ({ ...o, [key]: undefined });
 
 const GATEWAY_ROUTES: Route[] = ['config', 'ready', 'lease'];
-const ORGANIZATION_ROUTES: Route[] = ['stop', 'restart'];
+const ORGANIZATION_ROUTES: Route[] = ['stop', 'restart', 'withdrawRestart'];
 
 const CASES: ForgedCase[] = [
   {

@@ -127,6 +127,7 @@ describe('token kinds', () => {
       lease: { instance_id: world.instanceId, allocation_id: world.id, epoch: 1 },
       stop: { reason: 'stop' },
       restart: { reason: 'reload' },
+      withdrawRestart: { epoch: 1 },
       addGateway: { url: 'http://127.0.0.1:4199' },
       status: undefined,
       allocation: undefined,

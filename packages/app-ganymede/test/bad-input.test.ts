@@ -99,6 +99,8 @@ const validBody: Record<Exclude<Route, 'status' | 'allocation'>, () => Record<st
   lease: () => ({ instance_id: world.a.instanceId, allocation_id: world.a.id, epoch: 1 }),
   stop: () => ({ reason: 'stop', epoch: 1 }),
   restart: () => ({ reason: 'reload', epoch: 1 }),
+  // A is active at epoch 1: a withdrawal would change nothing, but a wrong token must be refused all the same.
+  withdrawRestart: () => ({ epoch: 1 }),
   addGateway: () => ({ url: 'http://127.0.0.1:4199' }),
 };
 
@@ -167,6 +169,18 @@ const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
     ['grace_seconds a string', { reason: 'reload', grace_seconds: '30' }],
     ['unknown field', { reason: 'reload', epoch: 1, deadline: '2030-01-01T00:00:00Z' }],
     ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { reason: 'reload', allocation_id: u }]),
+  ],
+  withdrawRestart: [
+    ['missing epoch (a withdrawal is always fenced)', {}],
+    ['missing epoch, with its allocation', { allocation_id: randomUUID() }],
+    ['epoch a string', { epoch: '1' }],
+    ['epoch 0', { epoch: 0 }],
+    ['epoch negative', { epoch: -1 }],
+    ['epoch fractional', { epoch: 1.5 }],
+    ['epoch past int4', { epoch: 2 ** 31 }],
+    ['epoch null', { epoch: null }],
+    ['unknown field', { epoch: 1, reason: 'reload' }],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { epoch: 1, allocation_id: u }]),
   ],
   addGateway: [
     ['missing url', {}],
@@ -336,6 +350,14 @@ const cases: Case[] = [
     status: 403,
     headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }),
     body: () => JSON.stringify({ reason: 'reload', allocation_id: world.b.id }),
+  },
+  ...postCases('withdrawRestart'),
+  {
+    route: 'withdrawRestart',
+    name: "A's organization token naming B's allocation",
+    status: 403,
+    headers: () => ({ ...world.a.orgAuth, ...JSON_TYPE }),
+    body: () => JSON.stringify({ epoch: 1, allocation_id: world.b.id }),
   },
   ...postCases('addGateway'),
   ...authCases('status'),

@@ -601,6 +601,88 @@ const cases: Case[] = [
     },
   },
 
+  // withdrawRestart
+  {
+    route: 'withdrawRestart',
+    status: 200,
+    how: 'the process that asked for the restart takes it back at its epoch',
+    run: async () => send('withdrawRestart', { headers: (await restarting()).orgAuth, body: { epoch: 1 } }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 400,
+    code: 'bad_request',
+    how: 'no epoch (a withdrawal is always fenced)',
+    run: async () => send('withdrawRestart', { headers: (await restarting()).orgAuth, body: {} }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('withdrawRestart', { headers: GARBAGE, body: { epoch: 1 } }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 403,
+    code: 'forbidden',
+    how: 'the org token names another allocation',
+    run: async () => {
+      const a = await restarting();
+      const b = await restarting();
+      return send('withdrawRestart', { headers: a.orgAuth, body: { epoch: 1, allocation_id: b.id } });
+    },
+  },
+  {
+    route: 'withdrawRestart',
+    status: 403,
+    code: 'allocation_ended',
+    how: 'already ended (its token went with it)',
+    run: async () => send('withdrawRestart', { headers: (await ended()).orgAuth, body: { epoch: 1 } }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'an org token for an allocation that does not exist',
+    run: async () => send('withdrawRestart', { headers: await g.orgToken(randomUUID()), body: { epoch: 1 } }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 409,
+    code: 'stale_epoch',
+    how: 'a successor reclaimed the allocation (epoch 2) before the withdrawal',
+    run: async () => {
+      const a = await restarting();
+      await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } }); // epoch 2
+      return send('withdrawRestart', { headers: a.orgAuth, body: { epoch: 1 } });
+    },
+  },
+  {
+    route: 'withdrawRestart',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('withdrawRestart', { headers: (await restarting()).orgAuth, body: oversize({ epoch: 1 }) }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('withdrawRestart', { headers: { ...(await restarting()).orgAuth, ...XML }, body: '<withdraw/>' }),
+  },
+  {
+    route: 'withdrawRestart',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => {
+      const headers = (await restarting()).orgAuth;
+      return withBrokenDatabase(() => send('withdrawRestart', { headers, body: { epoch: 1 } }));
+    },
+  },
+
   // addGateway
   {
     route: 'addGateway',

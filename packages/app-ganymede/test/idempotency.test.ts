@@ -1,6 +1,7 @@
 /**
  * Repeated calls and calls that race the reaper each have one defined answer (README, "Repeated calls"):
- * - a repeated /gateway/restart, /gateway/stop, /gateway/ready (same process) and /gateway/lease;
+ * - a repeated /gateway/restart, /gateway/restart/withdraw, /gateway/stop, /gateway/ready (same process) and
+ *   /gateway/lease;
  * - a call and a reaper pass ending the same allocation: whichever statement commits first wins and the other
  *   sees its result. Each race is run in both orders (deterministically), then both at once.
  * Expiry is arranged by moving deadlines and leases into the past in SQL; the reaper runs by hand.
@@ -38,6 +39,8 @@ async function allocationTables() {
 
 const restart = (a: Live, body: Record<string, unknown> = { reason: 'reload', epoch: 1 }) =>
   g.client.restart({ headers: a.orgAuth, body: body as never });
+const withdraw = (a: Live, body: Record<string, unknown> = { epoch: 1 }) =>
+  g.client.withdrawRestart({ headers: a.orgAuth, body: body as never });
 const stop = (a: Live, body: Record<string, unknown> = { reason: 'stop', epoch: 1 }) =>
   g.client.stop({ headers: a.orgAuth, body: body as never });
 const ready = (a: Live, instance_id: string) => g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id } });
@@ -73,6 +76,23 @@ describe('repeated calls', () => {
     expect(await allocationTables()).toEqual(before);
     expect(await allocationRow(a.id)).toMatchObject({ state: 'restarting', restart_reason: 'reload', epoch: 1 });
     const { rows } = await sql(`SELECT count(*)::int AS n FROM allocation_events WHERE allocation_id = $1 AND kind = 'restart_requested'`, [
+      a.id,
+    ]);
+    expect(rows[0]).toEqual({ n: 1 });
+  });
+
+  it('/gateway/restart/withdraw: every repeat answers 200 active at the same epoch; nothing changes; one audit row', async () => {
+    const a = await live();
+    expect((await restart(a)).status).toBe(200);
+    const first = await withdraw(a);
+    expect(first).toMatchObject({ status: 200, body: { allocation_id: a.id, state: 'active', epoch: 1 } });
+    const before = await g.snapshot();
+    for (const body of [{ epoch: 1 }, { epoch: 1, allocation_id: a.id }, { epoch: 1 }]) {
+      const again = await withdraw(a, body);
+      expect(again, JSON.stringify(body)).toEqual({ ...again, status: 200, body: first.body });
+    }
+    expect(await g.snapshot()).toEqual(before);
+    const { rows } = await sql(`SELECT count(*)::int AS n FROM allocation_events WHERE allocation_id = $1 AND kind = 'restart_withdrawn'`, [
       a.id,
     ]);
     expect(rows[0]).toEqual({ n: 1 });
@@ -182,6 +202,18 @@ const RACES: Race[] = [
       terminal: [],
     },
     reaperFirst: { answer: ENDED_409, reaped: 1, ...restartTimedOut },
+  },
+  {
+    name: '/gateway/restart/withdraw vs the reaper expiring the same restart',
+    setUp: restartPastDeadline,
+    call: (a) => withdraw(a),
+    callFirst: {
+      answer: { status: 200, body: { state: 'active', epoch: 1 } },
+      reaped: 0,
+      final: { state: 'active', epoch: 1, restart_deadline: null },
+      terminal: [],
+    },
+    reaperFirst: { answer: ENDED_403, reaped: 1, ...restartTimedOut },
   },
   {
     name: '/gateway/lease vs the reaper expiring the same lease',

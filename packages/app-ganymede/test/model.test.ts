@@ -1,6 +1,6 @@
 /**
  * Model-based test of the allocation state machine: random interleavings of starts, claims, reclaims,
- * lease renewals, restarts, stops, crashes, paused processes that wake up late, bursts of processes taking an
+ * lease renewals, restarts, withdrawn restarts, stops, crashes, paused processes that wake up late, bursts of processes taking an
  * allocation over at once, reaper runs and clock moves, across 3 gateways and 4 organizations, on the real SQL
  * (src/sql/transitions.ts, liveness.ts) on the suite's migrated database (PGlite in memory, or PostgreSQL). A reference model (allocation-model.ts) predicts
  * every answer; after every command the whole database is compared with it and the invariants are checked:
@@ -26,6 +26,7 @@ import {
   requestRestart,
   rollBack,
   stop,
+  withdrawRestart,
 } from '../src/sql/transitions.js';
 import {
   AllocationModel,
@@ -71,7 +72,7 @@ type Who = number;
 type EpochChoice = 'held' | 'none' | 'current' | 'wrong';
 /** What /ready names: nothing (idle), what the process holds, the gateway's live allocation (as /config tells), another, an unknown id. */
 type ReadyTarget = 'idle' | 'held' | 'live' | 'unknown' | { other: number };
-/** What /restart and /stop name: what the process holds (else the gateway's live allocation), another, an unknown id. */
+/** What /restart, /restart/withdraw and /stop name: what the process holds (else the gateway's live allocation), another, an unknown id. */
 type FencedTarget = 'held' | 'unknown' | { other: number };
 
 type Command =
@@ -81,6 +82,8 @@ type Command =
   | { t: 'lease'; gw: number; who: Who; idle: boolean; epoch: EpochChoice }
   | { t: 'restart'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice; reason: RestartReason }
   | { t: 'stop'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice; reason: StopReason }
+  /** The process takes its restart back (its successor failed to boot). The epoch is required: 'none' sends the current one. */
+  | { t: 'withdraw'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice }
   | { t: 'crash' | 'pause'; gw: number; legacy: boolean }
   /** `size` new processes of the gateway come up at once (its current one died) and all take over its live allocation. */
   | { t: 'burst'; gw: number; size: number }
@@ -134,6 +137,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       reason: fc.constantFrom<RestartReason>('reload', 'deploy', 'restart'),
     }),
   },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('withdraw' as const), gw, who, target: fencedTarget, epoch }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -261,6 +265,7 @@ class Run {
         return this.lease(c);
       case 'restart':
       case 'stop':
+      case 'withdraw':
         return this.fenced(c);
       case 'crash':
       case 'pause': {
@@ -436,21 +441,35 @@ class Run {
     }
   }
 
-  private async fenced(c: Extract<Command, { t: 'restart' | 'stop' }>): Promise<string> {
+  private async fenced(c: Extract<Command, { t: 'restart' | 'stop' | 'withdraw' }>): Promise<string> {
     const m = this.model;
-    // The gw-th gateway among those holding a live allocation (a stop or restart elsewhere is rarely interesting).
-    const g =
-      among(
-        m.gateways.flatMap((_, g) => (m.liveOfGateway(g) ? [g] : [])),
-        c.gw,
-      ) ?? c.gw;
+    // The gw-th gateway among those holding a live allocation (a stop or restart elsewhere is rarely interesting);
+    // a withdrawal goes to a restarting one while there is one.
+    const holding = (restartingOnly: boolean) =>
+      m.gateways.flatMap((_, g) => {
+        const live = m.liveOfGateway(g);
+        return live && (!restartingOnly || live.state === 'restarting') ? [g] : [];
+      });
+    const restarting = c.t === 'withdraw' ? holding(true) : [];
+    const g = among(restarting.length ? restarting : holding(false), c.gw) ?? c.gw;
     const process = m.process(g, c.who);
     const target = c.target === 'held' ? (process?.allocation ?? m.liveOfGateway(g)?.id ?? null) : this.pick(c.target);
     if (target === null) return 'skipped: nothing to name';
-    const epoch = process ? this.epochFor(c.epoch, process, target) : null;
-    const expected: FencedAnswer = c.t === 'restart' ? m.requestRestart(target, epoch, c.reason) : m.stop(target, epoch, c.reason);
+    const chosen = process ? this.epochFor(c.epoch, process, target) : null;
+    // A withdrawal always names an epoch: without one to hand, the process names the current one.
+    const epoch = c.t === 'withdraw' ? (chosen ?? m.byId(target)?.epoch ?? 1) : chosen;
+    const expected: FencedAnswer =
+      c.t === 'restart'
+        ? m.requestRestart(target, epoch, c.reason)
+        : c.t === 'stop'
+          ? m.stop(target, epoch, c.reason)
+          : m.withdrawRestart(target, epoch!);
     const actual = await this.unchangedIf(expected.kind !== 'ok', () =>
-      c.t === 'restart' ? requestRestart(db, target, epoch, c.reason, RESTART_GRACE_SECONDS) : stop(db, target, epoch, c.reason),
+      c.t === 'restart'
+        ? requestRestart(db, target, epoch, c.reason, RESTART_GRACE_SECONDS)
+        : c.t === 'stop'
+          ? stop(db, target, epoch, c.reason)
+          : withdrawRestart(db, target, epoch!),
     );
     expect(actual.kind === 'ok' ? { kind: 'ok', allocation: view(actual.allocation) } : actual).toEqual(expected);
     if (actual.kind === 'ok') {
@@ -463,6 +482,8 @@ class Run {
           [target],
         );
         expect(Date.parse(actual.allocation.restart_deadline!)).toBe(Math.floor(Number(rows[0]!.us) / 1000));
+      } else if (c.t === 'withdraw') {
+        expect(actual.allocation).toMatchObject({ state: 'active', restart_deadline: null, ended_at: null });
       } else {
         expect(actual.allocation).toMatchObject({ restart_deadline: null, ended_reason: c.reason });
         expect(actual.allocation.ended_at).not.toBeNull();

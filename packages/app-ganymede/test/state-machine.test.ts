@@ -8,7 +8,16 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.js';
 import { eventsOf, getAllocation, liveAllocationOfGateway } from '../src/sql/rows.js';
-import { allocate, anyGatewayFree, expireRestarts, ready, requestRestart, rollBack, stop } from '../src/sql/transitions.js';
+import {
+  allocate,
+  anyGatewayFree,
+  expireRestarts,
+  ready,
+  requestRestart,
+  rollBack,
+  stop,
+  withdrawRestart,
+} from '../src/sql/transitions.js';
 import { addGateway, poolStatus } from '../src/sql/gateways.js';
 import { PG_ERRORS } from '../src/errors.js';
 import { onPostgres } from './database.js';
@@ -365,6 +374,89 @@ describe('requestRestart', () => {
     expect(await requestRestart(db, a.id, null, 'reload', 60)).toEqual({ kind: 'ended' });
     expect(await requestRestart(db, randomUUID(), null, 'reload', 60)).toEqual({ kind: 'not_found' });
     expect(await snapshotOf(db)).toEqual(before);
+  });
+});
+
+describe('withdrawRestart', () => {
+  it('restarting → active at the same epoch, deadline and reason cleared, a "restart_withdrawn" audit row', async () => {
+    const a = await restarting();
+    const gatewayBefore = await gatewayRow(a.gatewayId);
+    const r = await withdrawRestart(db, a.id, 1);
+    expect(r).toMatchObject({ kind: 'ok', allocation: { allocation_id: a.id, state: 'active', epoch: 1, restart_deadline: null } });
+    expect(await allocationRow(a.id)).toMatchObject({
+      state: 'active',
+      epoch: 1,
+      restart_deadline: null,
+      restart_reason: null,
+      holder_instance: a.instanceId,
+    });
+    expect(await audit(a.id)).toEqual([
+      { kind: 'allocated', reason: null, epoch: 1 },
+      { kind: 'restart_requested', reason: 'reload', epoch: 1 },
+      { kind: 'restart_withdrawn', reason: null, epoch: 1 },
+    ]);
+    // The same process keeps serving: the gateway's row (its process, its place in the pool) is untouched.
+    expect(await gatewayRow(a.gatewayId)).toEqual(gatewayBefore);
+  });
+
+  it('already active at that epoch (a repeat, or no restart at all): ok, and nothing changes', async () => {
+    const a = await restarting();
+    await withdrawRestart(db, a.id, 1);
+    const b = await claimed();
+    const before = await snapshotOf(db);
+    expect(await withdrawRestart(db, a.id, 1)).toMatchObject({ kind: 'ok', allocation: { state: 'active', epoch: 1 } });
+    expect(await withdrawRestart(db, b.id, 1)).toMatchObject({ kind: 'ok', allocation: { state: 'active', epoch: 1 } });
+    expect(await snapshotOf(db)).toEqual(before);
+  });
+
+  it.each([1, 3])('a stale epoch (%i while at 2) changes nothing, restarting or active', async (epoch) => {
+    const a = await restarting();
+    await ready(db, a.gatewayId, a.id, randomUUID()); // reclaimed by a successor: epoch 2, active
+    let before = await snapshotOf(db);
+    expect(await withdrawRestart(db, a.id, epoch)).toEqual({ kind: 'stale_epoch', current: 2 });
+    expect(await snapshotOf(db)).toEqual(before);
+    await requestRestart(db, a.id, 2, 'reload', 60); // restarting at epoch 2
+    before = await snapshotOf(db);
+    expect(await withdrawRestart(db, a.id, epoch)).toEqual({ kind: 'stale_epoch', current: 2 });
+    expect(await snapshotOf(db)).toEqual(before);
+  });
+
+  it('answers ended for an ended allocation (whatever the epoch) and not_found for an unknown one', async () => {
+    const a = await restarting();
+    await moveDeadlineIntoThePast(a.id);
+    await expireRestarts(db);
+    const before = await snapshotOf(db);
+    expect(await withdrawRestart(db, a.id, 1)).toEqual({ kind: 'ended' });
+    expect(await withdrawRestart(db, a.id, 7)).toEqual({ kind: 'ended' });
+    expect(await withdrawRestart(db, randomUUID(), 1)).toEqual({ kind: 'not_found' });
+    expect(await snapshotOf(db)).toEqual(before);
+  });
+
+  it('writes the transition and its audit row in one statement: a failing audit insert leaves it restarting', async () => {
+    const a = await restarting();
+    await db.exec(`ALTER TABLE allocation_events ADD CONSTRAINT test_no_withdrawn CHECK (kind <> 'restart_withdrawn')`);
+    try {
+      await expect(withdrawRestart(db, a.id, 1)).rejects.toMatchObject({ code: '23514' });
+    } finally {
+      await db.exec('ALTER TABLE allocation_events DROP CONSTRAINT test_no_withdrawn');
+    }
+    expect(await allocationRow(a.id)).toMatchObject({ state: 'restarting', restart_reason: 'reload' });
+  });
+
+  it("a withdrawal and a successor's reclaim issued together: one wins, and the answers and the audit agree", async () => {
+    const a = await restarting();
+    const successor = randomUUID();
+    const [withdrawn, reclaimed] = await Promise.all([withdrawRestart(db, a.id, 1), ready(db, a.gatewayId, a.id, successor)]);
+    const kinds = (await audit(a.id)).map((e) => `${e.kind}@${e.epoch}`);
+    if (withdrawn.kind === 'ok') {
+      // Withdrawn first: the successor's /ready then took over an active allocation (a crash reclaim).
+      expect(reclaimed).toMatchObject({ kind: 'ok', reclaimed: true, allocation: { state: 'active', epoch: 2 } });
+      expect(kinds).toEqual(['allocated@1', 'restart_requested@1', 'restart_withdrawn@1', 'reclaimed@2']);
+    } else {
+      expect(withdrawn).toEqual({ kind: 'stale_epoch', current: 2 });
+      expect(kinds).toEqual(['allocated@1', 'restart_requested@1', 'reclaimed@2']);
+    }
+    expect(await allocationRow(a.id)).toMatchObject({ state: 'active', epoch: 2, holder_instance: successor });
   });
 });
 

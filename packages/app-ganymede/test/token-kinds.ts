@@ -14,6 +14,7 @@ export const NEEDS: Record<Route, Kind> = {
   lease: 'gateway',
   stop: 'organization',
   restart: 'organization',
+  withdrawRestart: 'organization',
   addGateway: 'admin',
   status: 'admin',
   allocation: 'admin',

@@ -88,6 +88,7 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
     lease: { instance_id: w.a.instanceId, allocation_id: w.a.id, epoch: 1 },
     stop: { reason: 'stop', epoch: 1 },
     restart: { reason: 'reload', epoch: 1 },
+    withdrawRestart: { epoch: 1 },
     addGateway: { url: 'http://127.0.0.1:4199' },
     status: undefined,
     allocation: undefined,
@@ -192,6 +193,13 @@ badTokens.push(
     token: async (w) => tokenOf(w.e.orgAuth),
   },
   {
+    route: 'withdrawRestart',
+    what: "an ended allocation's organization token",
+    status: 403,
+    error: 'allocation_ended',
+    token: async (w) => tokenOf(w.e.orgAuth),
+  },
+  {
     route: 'stop',
     what: "A's organization token naming B's allocation",
     status: 403,
@@ -206,6 +214,14 @@ badTokens.push(
     error: 'forbidden',
     token: async (w) => tokenOf(w.a.orgAuth),
     body: (w) => ({ reason: 'reload', allocation_id: w.b.id }),
+  },
+  {
+    route: 'withdrawRestart',
+    what: "A's organization token naming B's allocation",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => ({ epoch: 1, allocation_id: w.b.id }),
   },
   {
     route: 'ready',
@@ -267,7 +283,18 @@ describe('the right token', () => {
   it("passes the same requests (the refusals above are the tokens')", async () => {
     await g.truncate();
     const w = await makeWorld();
-    for (const route of ['config', 'status', 'allocation', 'lease', 'ready', 'addGateway', 'start', 'restart', 'stop'] as Route[]) {
+    for (const route of [
+      'config',
+      'status',
+      'allocation',
+      'lease',
+      'ready',
+      'addGateway',
+      'start',
+      'restart',
+      'withdrawRestart',
+      'stop',
+    ] as Route[]) {
       const body = route === 'ready' ? { allocation_id: w.a.id, instance_id: w.a.instanceId } : undefined;
       const res = await request(route, w, `Bearer ${w.valid[NEEDS[route]]}`, body);
       expect(res.status, `${route}: ${res.text}`).toBeLessThan(300);
@@ -339,6 +366,7 @@ describe('secrets never reach the logs', () => {
         await g.client.ready({ headers: auth, body: { allocation_id: id, instance_id: instance } }),
         await g.client.lease({ headers: auth, body: { instance_id: instance, allocation_id: id, epoch: 2 } }),
         await g.client.restart({ headers: orgAuth, body: { reason: 'reload', epoch: 2 } }),
+        await g.client.withdrawRestart({ headers: orgAuth, body: { epoch: 2 } }),
         await g.client.stop({ headers: orgAuth, body: { reason: 'stop', epoch: 2 } }),
         await g.client.status({ headers: g.admin }),
         await g.client.allocation({ headers: g.admin, params: { allocation_id: id } }),
@@ -352,7 +380,7 @@ describe('secrets never reach the logs', () => {
     // The check means something: requests, transitions and 500s were all logged.
     expect(lines.some((l) => l.includes('incoming request'))).toBe(true);
     expect(lines.some((l) => l.includes('"transition":"restart_requested"'))).toBe(true);
-    expect(lines.filter((l) => l.includes('request failed')).length).toBeGreaterThanOrEqual(8);
+    expect(lines.filter((l) => l.includes('request failed')).length).toBeGreaterThanOrEqual(9);
     expect(seen.size).toBeGreaterThan(20);
 
     expect(secretLeaks(lines, seen, SIGNING_KEY)).toEqual([]);

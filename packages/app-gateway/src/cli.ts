@@ -6,7 +6,8 @@
  *
  * Flags mirror the environment: --id GATEWAY_ID, --token GATEWAY_TOKEN, --ganymede-url GANYMEDE_URL,
  * --port GATEWAY_PORT, --host GATEWAY_HOST, --reload-marker GATEWAY_RELOAD_MARKER, --run-dir GATEWAY_RUN_DIR,
- * --shutdown-timeout-ms, --restart-grace-seconds, --log-level, --boot-timeout-ms, --request-timeout-ms.
+ * --shutdown-timeout-ms, --restart-grace-seconds, --log-level, --boot-timeout-ms, --request-timeout-ms, --listen-fd,
+ * --drain-timeout-ms, --handover-timeout-ms.
  * Exit codes: 0 stopped, 1 failure, 2 bad configuration or usage, 75 shut down for a restart.
  */
 import { writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { ConfigError, EXIT_CODES, GatewayError, UsageError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './logger.js';
 import { isAlive, readPid, SUPERVISOR_PID_FILE } from './pid-file.js';
-import { findFreePort } from './free-port.js';
+import { type FromChild, isToChild, SUCCESSOR_ENV, type ToChild } from './handover-protocol.js';
 import { resolveShutdownReason, SHUTDOWN_SIGNALS, type ShutdownRequest, STOP_REASON_FILE } from './shutdown-reason.js';
 import { onSignals } from './signals.js';
 import { Supervisor } from './supervisor.js';
@@ -28,7 +29,7 @@ const CLI_PATH = fileURLToPath(import.meta.url);
 
 const USAGE = `usage: gateway <run|supervise|reload|stop> [flags]
   run                  one gateway process in the foreground
-  supervise            run the gateway under a supervisor (restarts it on exit 75 or a crash)
+  supervise            run the gateway under a supervisor that owns its socket (hot restarts, restarts on a crash)
   reload [--reason reload|deploy|restart]     restart the supervised gateway, keeping its allocation
   stop [--reason stop|idle|decommission]      stop the supervised gateway, ending its allocation
 flags (each overrides its environment variable):
@@ -61,6 +62,7 @@ async function run(config: GatewayConfig): Promise<never> {
     config,
     logger,
     onSuperseded: () => exitCode === undefined && shutdown({ kind: 'stop', reason: 'stop' }, 'superseded'),
+    successor: process.env[SUCCESSOR_ENV] === '1',
   });
 
   const exit = (code: number, event: string): never => {
@@ -87,6 +89,37 @@ async function run(config: GatewayConfig): Promise<never> {
   // Under a supervisor: if it dies, don't run on orphaned; shut down keeping the allocation for the next start.
   if (process.send)
     process.once('disconnect', () => exitCode === undefined && shutdown({ kind: 'restart', reason: 'restart' }, 'supervisor_gone'));
+  // On the supervisor's socket: accept only when told, and take part in hot restarts (handover-protocol.ts).
+  const supervised = process.send !== undefined && config.listenFd !== undefined;
+  const tell = (message: FromChild) => process.send?.(message, () => undefined);
+  if (supervised) {
+    process.on('message', (message) => {
+      if (!isToChild(message) || exitCode !== undefined) return;
+      void answerSupervisor(message).catch((error: unknown) => {
+        logger.fatal({ event: 'handover_step_failed', step: message.type, err: error }, `${message.type} failed`);
+        process.exit(EXIT_CODES.failed);
+      });
+    });
+  }
+  const answerSupervisor = async (message: ToChild) => {
+    switch (message.type) {
+      case 'accept':
+        await gateway.listen();
+        return tell({ type: 'accepting', port: gateway.port()! });
+      case 'prepare':
+        await gateway.prepareHandover(message.reason);
+        return tell({ type: 'prepared' });
+      case 'withdraw':
+        return tell({ type: 'withdrawn', epoch: await gateway.withdrawHandover() });
+      case 'drain': {
+        exitCode = EXIT_CODES.restart;
+        const drained = gateway.drain(); // stops accepting before it returns
+        tell({ type: 'draining' });
+        setTimeout(() => exit(EXIT_CODES.restart, 'drain_timeout'), config.drainTimeoutMs + config.shutdownTimeoutMs).unref();
+        return exit(await drained, 'exit');
+      }
+    }
+  };
 
   try {
     await gateway.start();
@@ -96,21 +129,27 @@ async function run(config: GatewayConfig): Promise<never> {
       process.exit(EXIT_CODES.failed);
     }
   }
+  if (exitCode === undefined) {
+    if (supervised) tell({ type: 'ready' });
+    else logger.debug({ event: 'started' }, 'started');
+  }
   return new Promise<never>(() => undefined);
 }
 
 async function supervise(config: GatewayConfig): Promise<never> {
   const logger = createLogger({ level: config.logLevel, role: 'supervisor', base: { gateway_id: config.gatewayId } });
-  // Port 0: pick one now, so every restarted child listens where Ganymede already knows the gateway is.
-  const port = config.port === 0 ? await findFreePort(config.host) : config.port;
-  logger.info({ event: 'supervisor_port', port, host: config.host }, `gateway port ${port}`);
   const supervisor = new Supervisor({
     command: process.execPath,
     args: [...process.execArgv, CLI_PATH, 'run'],
-    env: { ...process.env, ...configToEnv({ ...config, port }) },
+    env: { ...process.env, ...configToEnv(config) },
     runDir: config.runDir,
+    reloadMarker: config.reloadMarker,
+    host: config.host,
+    port: config.port,
     logger,
     killAfterMs: config.shutdownTimeoutMs + 2_000,
+    handoverTimeoutMs: config.handoverTimeoutMs,
+    retireAfterMs: config.drainTimeoutMs + config.shutdownTimeoutMs + 2_000,
   });
   onSignals(['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'], (signal) => supervisor.signal(signal));
   process.exit(await supervisor.run());

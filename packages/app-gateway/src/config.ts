@@ -22,6 +22,15 @@ export interface GatewayConfig {
   bootTimeoutMs: number;
   /** Timeout of each call to Ganymede (shutdown calls also get at most what is left of the shutdown budget). */
   requestTimeoutMs: number;
+  /**
+   * Accept on this inherited, already bound socket instead of binding `port` (the supervisor's socket, or one
+   * from systemd socket activation).
+   */
+  listenFd: number | undefined;
+  /** After a hot restart's takeover, the old process finishes its requests within this long. */
+  drainTimeoutMs: number;
+  /** A hot restart's successor must have reclaimed (or come up idle) within this long, or the restart is withdrawn. */
+  handoverTimeoutMs: number;
 }
 
 /** What `gateway reload` and `gateway stop` need: where the supervisor's pid file and the marker files are. */
@@ -48,6 +57,9 @@ export const SETTINGS = {
   logLevel: { env: 'GATEWAY_LOG_LEVEL', flag: 'log-level' },
   bootTimeoutMs: { env: 'GATEWAY_BOOT_TIMEOUT_MS', flag: 'boot-timeout-ms' },
   requestTimeoutMs: { env: 'GATEWAY_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms' },
+  listenFd: { env: 'GATEWAY_LISTEN_FD', flag: 'listen-fd' },
+  drainTimeoutMs: { env: 'GATEWAY_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms' },
+  handoverTimeoutMs: { env: 'GATEWAY_HANDOVER_TIMEOUT_MS', flag: 'handover-timeout-ms' },
 } as const satisfies Record<keyof GatewayConfig, { env: string; flag: string }>;
 
 export type SettingFlag = (typeof SETTINGS)[keyof typeof SETTINGS]['flag'];
@@ -75,6 +87,9 @@ const schemas = {
   logLevel: z.enum(LOG_LEVELS).default('info'),
   bootTimeoutMs: int(0, 3_600_000).default('60000'),
   requestTimeoutMs: int(50, 600_000).default('5000'),
+  listenFd: int(3, 65_535).optional(),
+  drainTimeoutMs: int(100, 3_600_000).default('30000'),
+  handoverTimeoutMs: int(100, 3_600_000).default('30000'),
 } satisfies Record<keyof GatewayConfig, z.ZodTypeAny>;
 
 type Key = keyof typeof schemas;

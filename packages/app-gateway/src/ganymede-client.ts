@@ -19,6 +19,7 @@ import {
   type RestartBody,
   type StartBody,
   type StopBody,
+  type WithdrawRestartBody,
   type AddGatewayBody,
 } from '@ganymede/contracts';
 import {
@@ -64,6 +65,12 @@ export interface GanymedeClient {
   lease(token: string, body: z.input<typeof LeaseBody>, options?: CallOptions): Promise<GanymedeAnswer<'lease'>>;
   /** POST /gateway/restart (organization token). */
   restart(token: string, body: z.input<typeof RestartBody>, options?: CallOptions): Promise<GanymedeAnswer<'restart'>>;
+  /** POST /gateway/restart/withdraw (organization token): takes back this process's restart; the epoch is required. */
+  withdrawRestart(
+    token: string,
+    body: z.input<typeof WithdrawRestartBody>,
+    options?: CallOptions,
+  ): Promise<GanymedeAnswer<'withdrawRestart'>>;
   /** POST /gateway/stop (organization token). */
   stop(token: string, body: z.input<typeof StopBody>, options?: CallOptions): Promise<GanymedeAnswer<'stop'>>;
   /** POST /admin/gateways (admin token). */
@@ -162,6 +169,8 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
       call('POST /gateway/lease', o, (signal) => raw.lease({ headers: auth(token), body, fetchOptions: { signal } })),
     restart: (token, body, o) =>
       call('POST /gateway/restart', o, (signal) => raw.restart({ headers: auth(token), body, fetchOptions: { signal } })),
+    withdrawRestart: (token, body, o) =>
+      call('POST /gateway/restart/withdraw', o, (signal) => raw.withdrawRestart({ headers: auth(token), body, fetchOptions: { signal } })),
     stop: (token, body, o) => call('POST /gateway/stop', o, (signal) => raw.stop({ headers: auth(token), body, fetchOptions: { signal } })),
     addGateway: (token, body, o) =>
       call('POST /admin/gateways', o, (signal) => raw.addGateway({ headers: auth(token), body, fetchOptions: { signal } })),

@@ -1,12 +1,16 @@
 /**
  * One gateway process's lifecycle.
  *
- * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures:
+ * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures
+ *           (under a supervisor, settle only: the supervisor says when to `listen()` on its socket):
  *           /gateway/config 200 → /gateway/ready {allocation_id} → serving at the epoch /ready answers;
  *           /gateway/config 404 (or the allocation is gone) → /gateway/ready {allocation_id: null} → idle.
  * allocated(): Ganymede's notice on an idle gateway; its token checked against the notice key /gateway/ready gave
  *           (refused 401 otherwise, without a call to Ganymede), then verified with /gateway/config and claimed
  *           with /gateway/ready.
+ * Hot restart, under a supervisor (supervisor.ts): prepareHandover() asks Ganymede to keep the allocation
+ *           (/gateway/restart) while serving on; then drain() once the successor took over, or withdrawHandover()
+ *           if it failed.
  * shutdown(): stop taking traffic; if serving, /gateway/restart (restart reasons) or /gateway/stop (stop reasons);
  *           resolves with the exit code (75 restart, 0 stop) within the shutdown budget whatever Ganymede does.
  *
@@ -14,14 +18,16 @@
  */
 import { type KeyObject, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { ConfigResponse, ReadyResponse, ServedAllocation, Whoami } from '@ganymede/contracts';
+import type { ConfigResponse, ReadyResponse, RestartReason, ServedAllocation, Whoami } from '@ganymede/contracts';
 import { failpoint } from '@ganymede/failpoints';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { drain } from '@ganymede/http-server';
+import type { FastifyBaseLogger, FastifyInstance, FastifyListenOptions } from 'fastify';
 import type { z } from 'zod';
 import type { GatewayConfig } from './config.js';
-import { EXIT_CODES, GanymedeAnswerError, GatewayError } from './errors.js';
+import { EXIT_CODES, GanymedeAnswerError, GatewayError, InvalidAnswerError } from './errors.js';
 import { createGanymedeClient, type GanymedeClient } from './ganymede-client.js';
-import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase } from './http-api.js';
+import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase, servesTraffic } from './http-api.js';
+import { closeOrgSockets, registerOrgSocket, WS_CLOSE } from './org-socket.js';
 import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import { Serial, within } from './serial.js';
@@ -46,7 +52,12 @@ export interface GatewayOptions {
   retry?: Pick<RetryOptions, 'baseMs' | 'capMs'>;
   /** Called when Ganymede says another process took this gateway or its allocation over: stand down. */
   onSuperseded?: (reason: string) => void;
+  /** Started by the supervisor to take over from a running process (arms the `…@successor` failpoints). */
+  successor?: boolean;
 }
+
+/** An idle keep-alive connection of a draining process is closed only after this long (see `drain`). */
+const IDLE_GRACE_MS = 1_000;
 
 /** Attempts to reach a stable answer when allocations keep changing under us (config → ready → config ...). */
 const MAX_SETTLE_ROUNDS = 5;
@@ -79,6 +90,8 @@ export class Gateway implements GatewayView {
    */
   private noticeKey: KeyObject | null | 'unusable' = null;
   private readonly onSuperseded: (reason: string) => void;
+  private readonly successor: boolean;
+  private drained: Promise<number> | undefined;
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -87,7 +100,9 @@ export class Gateway implements GatewayView {
       options.client ?? createGanymedeClient({ baseUrl: options.config.ganymedeUrl, timeoutMs: options.config.requestTimeoutMs });
     this.retryOptions = options.retry ?? {};
     this.onSuperseded = options.onSuperseded ?? (() => undefined);
+    this.successor = options.successor ?? false;
     this.app = createGatewayServer(this, { logger: options.logger });
+    registerOrgSocket(this.app, this);
   }
 
   phase(): Phase {
@@ -99,7 +114,7 @@ export class Gateway implements GatewayView {
   }
 
   serving(): boolean {
-    return this.current === 'up' && this.held !== null;
+    return servesTraffic(this.current) && this.held !== null;
   }
 
   /** The port actually listened on (useful with GATEWAY_PORT=0); undefined before start(). */
@@ -137,12 +152,7 @@ export class Gateway implements GatewayView {
 
   private async doStart(): Promise<void> {
     this.current = 'booting';
-    await this.app.listen({ port: this.config.port, host: this.config.host });
-    const port = this.port();
-    this.log.info(
-      { event: 'listening', port, host: this.config.host, url: `http://${this.config.host}:${port}`, instance_id: this.instanceId },
-      `listening on ${this.config.host}:${port}`,
-    );
+    if (this.config.listenFd === undefined) await this.listen();
     await this.serial.run(() => this.settleAtBoot());
     if (this.current !== 'booting') return; // a shutdown began meanwhile
     this.current = 'up';
@@ -150,6 +160,28 @@ export class Gateway implements GatewayView {
     else this.log.info({ event: 'idle', ...this.context() }, 'idle: ready to be allocated');
     // The first renewal comes at once: it is what makes this process's liveness known to Ganymede.
     this.scheduleRenewal(0);
+  }
+
+  /**
+   * Starts accepting: on its own port, or on the listening socket it was given (`listenFd`, the supervisor's).
+   * The host is explicit either way: given 'localhost', Fastify would bind more sockets of its own.
+   */
+  async listen(): Promise<void> {
+    const { listenFd: fd, port, host } = this.config;
+    // Fastify's types omit `fd`, but it passes its options through to Node's `server.listen`, which takes it.
+    const onFd = { fd, host: host === 'localhost' ? '127.0.0.1' : host } as FastifyListenOptions;
+    await this.app.listen(fd === undefined ? { port, host } : onFd);
+    const bound = this.port();
+    this.log.info(
+      { event: 'listening', port: bound, host, url: `http://${host}:${bound}`, fd: fd ?? null, instance_id: this.instanceId },
+      `listening on ${host}:${bound}`,
+    );
+  }
+
+  /** Fires a failpoint; in a successor also its `@successor` twin (so a test can fail only the successor). */
+  private failpoint(name: string): void {
+    failpoint(name);
+    if (this.successor) failpoint(`${name}@successor`);
   }
 
   /** Next renewal in `delayMs`, or at about a third of the lease with ±25% jitter so a fleet spreads out. */
@@ -243,7 +275,7 @@ export class Gateway implements GatewayView {
 
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
       const configured = await config();
-      failpoint('gateway:after:config');
+      this.failpoint('gateway:after:config');
       if (configured.status === 200) {
         const { allocation_id, organization_id, state, epoch } = configured.body;
         this.log.info(
@@ -251,7 +283,7 @@ export class Gateway implements GatewayView {
           'Ganymede holds an allocation for this gateway: reclaiming it',
         );
         const claimed = await ready(allocation_id);
-        failpoint('gateway:after:ready');
+        this.failpoint('gateway:after:ready');
         if (claimed.status === 200) {
           const { allocation, reclaimed } = claimed.body;
           this.readyAnswered(claimed.body);
@@ -370,12 +402,99 @@ export class Gateway implements GatewayView {
   }
 
   /**
+   * A hot restart begins: ask Ganymede to keep the allocation (/gateway/restart) and keep serving. No more lease
+   * renewals or claims: the successor reclaims at epoch + 1, after which this process's epoch is stale.
+   */
+  async prepareHandover(reason: RestartReason): Promise<void> {
+    if (this.current !== 'up') return;
+    this.current = 'handing_over';
+    clearTimeout(this.leaseTimer);
+    this.log.info({ event: 'handover_prepare', reason, ...this.context() }, 'hot restart: keeping the allocation for a successor');
+    await this.serial.idle();
+    const held = this.held;
+    if (!held) return;
+    try {
+      await tellGanymede(this.shutdownCallDeps(), { kind: 'restart', reason }, held, this.config.requestTimeoutMs, this.context());
+    } catch (error) {
+      // The successor still reclaims (a crash reclaim if the allocation stayed active), or withdraws on failure.
+      this.log.error({ event: 'restart_failed', reason, err: error, ...this.context() }, 'could not tell Ganymede (restart)');
+    }
+  }
+
+  /**
+   * The successor failed: serve on as before. The restart is withdrawn so the allocation is active at this
+   * process's epoch again. If the successor had reclaimed it meanwhile (it is dead now: the supervisor killed it),
+   * or Ganymede is older than the withdraw route, claim it again instead. Retried while Ganymede fails: a restart
+   * left standing would end at its deadline. Resolves with the epoch now held (null: idle).
+   */
+  async withdrawHandover(): Promise<number | null> {
+    if (this.current !== 'handing_over') return this.held?.epoch ?? null;
+    try {
+      await this.serial.run(async () => {
+        const held = this.held;
+        if (held && !(await this.withdrawRestart(held))) await this.settleAtBoot();
+      });
+    } catch (error) {
+      // Ganymede stayed unreachable: serve on; the lease renewals tell whether the allocation is still ours.
+      this.log.error({ event: 'withdraw_failed', err: error, ...this.context() }, 'could not withdraw the restart');
+    }
+    if (this.current === 'handing_over') this.current = 'up';
+    this.log.info({ event: 'handover_withdrawn', ...this.context() }, 'hot restart withdrawn: serving on');
+    this.scheduleRenewal(0);
+    return this.held?.epoch ?? null;
+  }
+
+  /** True when Ganymede took the withdraw (or there is nothing left to withdraw); false: claim the allocation again. */
+  private async withdrawRestart(held: HeldAllocation): Promise<boolean> {
+    const answer = await this.bootCall('POST /gateway/restart/withdraw', Date.now() + this.config.bootTimeoutMs, (signal) =>
+      this.client
+        .withdrawRestart(held.organizationToken, { epoch: held.epoch, allocation_id: held.allocationId }, { signal })
+        .catch((error: unknown) => {
+          if (error instanceof InvalidAnswerError && error.status === 404) return { status: 404 as const, body: null };
+          throw error;
+        }),
+    );
+    if (answer.status === 200) return true;
+    if (answer.status === 403 && answer.body.error === 'allocation_ended') {
+      this.held = null;
+      this.log.warn({ event: 'allocation_lost', allocation_id: held.allocationId }, 'the allocation ended during the handover');
+    }
+    this.log.info({ event: 'withdraw_refused', status: answer.status }, 'withdraw refused: settling with Ganymede again');
+    return false;
+  }
+
+  /**
+   * The successor accepts now: stop accepting (the socket stays open in the others), close WebSockets with 1012
+   * so clients reconnect to the successor, finish what is open within the drain timeout, and resolve with exit
+   * code 75. Ganymede is not called again: the allocation is the successor's.
+   */
+  drain(): Promise<number> {
+    if (this.drained) return this.drained;
+    this.current = 'draining';
+    clearTimeout(this.leaseTimer);
+    const finished = drain(this.app, { idleGraceMs: IDLE_GRACE_MS, deadlineMs: this.config.drainTimeoutMs });
+    const sockets = closeOrgSockets(this.app, WS_CLOSE.serviceRestart);
+    this.log.info({ event: 'draining', websockets: sockets, ...this.context() }, 'the successor accepts: draining');
+    this.drained = finished.then(async ({ forced }) => {
+      await this.client.destroy().catch(() => undefined);
+      this.current = 'stopped';
+      this.log.info({ event: 'drained', forced, ...this.context() }, forced ? 'drain deadline: connections closed' : 'drained');
+      return EXIT_CODES.restart;
+    });
+    return this.drained;
+  }
+
+  /**
    * Shuts down for `request.reason` and resolves with the exit code. Safe to call twice: returns the
    * shutdown in flight (the first reason wins). Never rejects.
    */
   shutdown(request: ShutdownRequest): Promise<number> {
     this.shutdownPromise ??= this.doShutdown(request);
     return this.shutdownPromise;
+  }
+
+  private shutdownCallDeps() {
+    return { client: this.client, log: this.log, config: this.config };
   }
 
   private async doShutdown(request: ShutdownRequest): Promise<number> {
@@ -386,12 +505,17 @@ export class Gateway implements GatewayView {
     const deadline = Date.now() + budget - Math.min(500, Math.floor(budget / 5));
     const remaining = () => deadline - Date.now();
     const was = this.current;
+    if (this.drained) {
+      // Handed over already: nothing to tell Ganymede; the drain gets what is left of the budget.
+      if (!(await within(this.drained, deadline - Date.now()))) this.app.server.closeAllConnections();
+      return EXIT_CODES.restart;
+    }
     this.current = 'shutting_down';
     clearTimeout(this.leaseTimer);
     this.log.info({ event: 'shutdown_started', kind, reason, phase: was, ...this.context() }, `shutting down (${reason})`);
 
     this.abortBoot.abort(new GatewayError('BOOT_FAILED', `shutting down (${reason}) during boot`));
-    const closing = was === 'created' ? Promise.resolve() : this.app.close();
+    const closing = this.app.server.listening ? this.app.close() : Promise.resolve();
     closing.catch((err: unknown) => this.log.error({ event: 'close_failed', err }, 'closing the server failed'));
 
     if (!(await within(this.serial.idle(), remaining()))) {
@@ -400,7 +524,7 @@ export class Gateway implements GatewayView {
     const held = this.held;
     if (held) {
       try {
-        await tellGanymede({ client: this.client, log: this.log, config: this.config }, request, held, remaining(), this.context());
+        await tellGanymede(this.shutdownCallDeps(), request, held, remaining(), this.context());
       } catch (error) {
         const event = kind === 'restart' ? 'restart_failed' : 'stop_failed';
         this.log.error({ event, reason, err: error, ...this.context() }, `could not tell Ganymede (${reason})`);

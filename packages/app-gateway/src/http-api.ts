@@ -7,8 +7,15 @@ import { createServer } from '@ganymede/http-server';
 import { initServer } from '@ts-rest/fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 
-/** `stood_down`: another process of this gateway took over; this one serves nothing and waits to be shut down. */
-export type Phase = 'created' | 'booting' | 'up' | 'stood_down' | 'shutting_down' | 'stopped';
+/**
+ * `stood_down`: another process of this gateway took over; this one serves nothing and waits to be shut down.
+ * `handing_over`: a hot restart is under way (the restart asked for, a successor booting): still serving.
+ * `draining`: the successor accepts now; this process finishes the requests and connections it has.
+ */
+export type Phase = 'created' | 'booting' | 'up' | 'handing_over' | 'draining' | 'stood_down' | 'shutting_down' | 'stopped';
+
+/** Phases in which the process answers its organization's traffic. */
+export const servesTraffic = (phase: Phase): boolean => phase === 'up' || phase === 'handing_over' || phase === 'draining';
 
 export type AllocatedAnswer =
   | { status: 200; body: Whoami }
@@ -34,11 +41,11 @@ export function gatewayRouter(view: GatewayView) {
   return initServer().router(gatewayContract, {
     healthz: async () => {
       const who = view.whoami();
-      return { status: 200, body: { status: 'ok', serving: view.phase() === 'up' && who.allocation_id !== null } };
+      return { status: 200, body: { status: 'ok', serving: servesTraffic(view.phase()) && who.allocation_id !== null } };
     },
     whoami: async () => ({ status: 200, body: view.whoami() }),
     serve: async ({ params }) => {
-      if (view.phase() !== 'up') return { status: 503, body: NOT_READY };
+      if (!servesTraffic(view.phase())) return { status: 503, body: NOT_READY };
       const who = view.whoami();
       if (who.organization_id !== params.organization_id) {
         return { status: 404, body: { error: 'not_found', message: 'this gateway does not serve that organization' } };

@@ -88,12 +88,20 @@ export interface MarkerPaths {
   runDir: string;
 }
 
-/** Reads the marker files, decides, and deletes the files the decision consumed. Never throws. */
-export function resolveShutdownReason(signal: ShutdownSignal, paths: MarkerPaths): ShutdownDecision & { warnings: string[] } {
-  const stopReasonPath = join(paths.runDir, STOP_REASON_FILE);
-  const decision = decideShutdown(signal, { reloadMarker: readTrimmed(paths.reloadMarker), stopReason: readTrimmed(stopReasonPath) });
+export function readMarkers(paths: MarkerPaths): MarkerState {
+  return { reloadMarker: readTrimmed(paths.reloadMarker), stopReason: readTrimmed(join(paths.runDir, STOP_REASON_FILE)) };
+}
+
+/** Deletes the marker files `decision` consumed; answers a warning for each that could not be deleted. */
+export function consumeMarkers(decision: ShutdownDecision, paths: MarkerPaths): string[] {
   const warnings: string[] = [];
   if (decision.consumeReloadMarker) remove(paths.reloadMarker, warnings);
-  if (decision.consumeStopReason) remove(stopReasonPath, warnings);
-  return { ...decision, warnings };
+  if (decision.consumeStopReason) remove(join(paths.runDir, STOP_REASON_FILE), warnings);
+  return warnings;
+}
+
+/** Reads the marker files, decides, and deletes the files the decision consumed. Never throws. */
+export function resolveShutdownReason(signal: ShutdownSignal, paths: MarkerPaths): ShutdownDecision & { warnings: string[] } {
+  const decision = decideShutdown(signal, readMarkers(paths));
+  return { ...decision, warnings: consumeMarkers(decision, paths) };
 }

@@ -129,7 +129,7 @@ export const noticeAuth = (allocationId: string = ALLOCATION) => `Bearer ${notic
 /**
  * Answers that behave like Ganymede for one gateway holding (or not) one allocation: /ready with the
  * allocation from a new instance bumps the epoch, a repeated /ready from the same instance does not;
- * /restart and /stop answer for the epoch they are given.
+ * /restart, /restart/withdraw and /stop answer for the epoch they are given.
  */
 export function allocationAnswers(options: { allocated: boolean; epoch?: number }) {
   const state = {
@@ -177,6 +177,10 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
     restart: (call) => ({
       status: 200,
       body: { allocation_id: ALLOCATION, state: 'restarting', epoch: Number(call.body.epoch), restart_deadline: state.restartDeadline },
+    }),
+    withdrawRestart: (call) => ({
+      status: 200,
+      body: { allocation_id: ALLOCATION, state: 'active', epoch: Number(call.body.epoch) },
     }),
     stop: (call) => {
       state.allocated = false;

@@ -16,6 +16,7 @@ const invoke: Record<RouteName, (client: GanymedeClient) => Promise<{ status: nu
   lease: (c) => c.lease(TOKEN, ganymedeExamples.lease.request.body),
   stop: (c) => c.stop(TOKEN, ganymedeExamples.stop.request.body),
   restart: (c) => c.restart(TOKEN, ganymedeExamples.restart.request.body),
+  withdrawRestart: (c) => c.withdrawRestart(TOKEN, ganymedeExamples.withdrawRestart.request.body),
   addGateway: (c) => c.addGateway(TOKEN, ganymedeExamples.addGateway.request.body),
   status: (c) => c.status(TOKEN),
   allocation: (c) => c.allocation(TOKEN, ganymedeExamples.allocation.request.params.allocation_id),
@@ -71,6 +72,29 @@ describe("/gateway/ready's notice_key", () => {
     expect(answer.body).not.toHaveProperty('notice_key');
     fake.answers.ready = () => ({ status: 200, body: { ...example, notice_key: 'not a key' } });
     await expect(invoke.ready(client)).rejects.toBeInstanceOf(ResponseValidationError);
+  });
+});
+
+describe('withdrawRestart', () => {
+  it('posts { epoch, allocation_id } to /gateway/restart/withdraw; a stale epoch is an answer, not an exception', async () => {
+    const body = { epoch: 2, allocation_id: ganymedeExamples.withdrawRestart.responses[200].allocation_id };
+    fake.answers.withdrawRestart = () => ({ status: 200, body: ganymedeExamples.withdrawRestart.responses[200] });
+    const before = fake.calls.length;
+    expect(await client.withdrawRestart(TOKEN, body)).toMatchObject({ status: 200, body: { state: 'active', epoch: 2 } });
+    expect(fake.calls[before]).toMatchObject({ method: 'POST', url: '/gateway/restart/withdraw', body });
+    fake.answers.withdrawRestart = () => ({ status: 409, body: ganymedeExamples.withdrawRestart.responses[409] });
+    expect(await client.withdrawRestart(TOKEN, { epoch: 2 })).toMatchObject({ status: 409, body: { error: 'stale_epoch' } });
+    // An answer off the contract (a restarting state) throws like any other.
+    fake.answers.withdrawRestart = () => ({
+      status: 200,
+      body: { ...ganymedeExamples.withdrawRestart.responses[200], state: 'restarting' },
+    });
+    await expect(client.withdrawRestart(TOKEN, { epoch: 2 })).rejects.toBeInstanceOf(ResponseValidationError);
+  });
+
+  it('times out like any call', async () => {
+    fake.answers.withdrawRestart = () => 'hang';
+    await expect(client.withdrawRestart(TOKEN, { epoch: 2 }, { timeoutMs: 100 })).rejects.toBeInstanceOf(GanymedeTimeoutError);
   });
 });
 

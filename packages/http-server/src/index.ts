@@ -4,7 +4,7 @@
  * one error body `{ error, message }`.
  */
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { ErrorBody } from '@ganymede/contracts';
 import { type AppRouter, ResponseValidationError } from '@ts-rest/core';
 import { initServer, RequestValidationError, type RouterImplementation } from '@ts-rest/fastify';
@@ -171,13 +171,12 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
   }) as unknown as FastifyInstance;
   // Fastify parses text/plain by default; the contract takes JSON only, so that is a 415 like any other type.
   app.removeContentTypeParser('text/plain');
-  // Once closing, answers in flight end their connection: a keep-alive socket would hold close() open.
-  let closing = false;
+  // Once closing or draining, answers in flight end their connection: a keep-alive socket would hold close() open.
   app.addHook('preClose', async () => {
-    closing = true;
+    windingDown.add(app);
   });
   app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+    if (windingDown.has(app)) reply.header('connection', 'close');
   });
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = errorReply(error);
@@ -200,6 +199,44 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
     reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.slice(0, 200)}` }),
   );
   return app;
+}
+
+/** Servers closing or draining: every answer they send from then on ends its connection. */
+const windingDown = new WeakSet<FastifyInstance>();
+
+export interface DrainOptions {
+  /**
+   * An idle keep-alive connection is closed only after this long. Closing it at once races a client that is just
+   * sending its next request on it (ECONNRESET, nodejs/node#60617); a busy one is closed by its answer instead.
+   */
+  idleGraceMs: number;
+  /** Past this, whatever is still open (a trickling client, a hung handler, a WebSocket) is destroyed. */
+  deadlineMs: number;
+}
+
+/**
+ * Hands the server's traffic to another process that shares its listening socket: stops accepting at once (the
+ * socket stays open in the other processes, so nothing is refused), answers what is in flight with
+ * `Connection: close`, closes connections left idle past the grace, and resolves when every connection is gone or
+ * at the deadline (then `forced`). Unlike `app.close()`, it does not close idle connections at once. WebSockets are
+ * the caller's: close them after calling this; they count as open connections until they end.
+ */
+export function drain(app: FastifyInstance, { idleGraceMs, deadlineMs }: DrainOptions): Promise<{ forced: boolean }> {
+  windingDown.add(app);
+  return new Promise((resolve) => {
+    const finish = (forced: boolean) => {
+      clearInterval(sweep);
+      clearTimeout(deadline);
+      resolve({ forced });
+    };
+    // net.Server's close, not http.Server's: the latter also closes every idle connection at once.
+    NetServer.prototype.close.call(app.server, () => finish(false));
+    const sweep = setInterval(() => app.server.closeIdleConnections(), idleGraceMs);
+    const deadline = setTimeout(() => {
+      app.server.closeAllConnections();
+      finish(true);
+    }, deadlineMs);
+  });
 }
 
 /**

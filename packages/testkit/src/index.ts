@@ -37,5 +37,17 @@ export {
 } from './logged-process.js';
 export { currentRun, dropSchemas, newRunId, pathTag, schemaPrefix, schemaRunStart, schemasLike } from './pg-schemas.js';
 export { type RawAnswer, rawHttp, type RawOptions } from './raw-http.js';
+export { percentile } from './stats.js';
+export {
+  formatLoadReport,
+  type LatencyStats,
+  type LoadCounts,
+  type LoadReport,
+  type PhaseReport,
+  runSteadyLoad,
+  type SteadyLoad,
+  type SteadyLoadOptions,
+} from './steady-load.js';
+export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } from './steady-load-process.js';
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';

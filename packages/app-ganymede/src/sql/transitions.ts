@@ -12,7 +12,8 @@
  *                       ├─ not taken, never claimed (rollBack) ──────▶ ended (gateway_unreachable)
  *                       ├─ the crash-loop-limit-th crash reclaim ────▶ ended (crash_loop)
  *                       └─ lease lapsed past its grace (liveness.ts) ▶ ended (lease_expired)
- *   restarting ─┬─ stop ─────────────────────────────────────────────▶ ended (stop, idle, decommission)
+ *   restarting ─┬─ withdraw (same process, same epoch) ───────────────▶ active
+ *               ├─ stop ─────────────────────────────────────────────▶ ended (stop, idle, decommission)
  *               └─ deadline passed (expireRestarts) ─────────────────▶ ended (restart_timeout)
  *
  * `ended` is terminal and epochs never decrease (triggers, migration 001).
@@ -250,6 +251,27 @@ export async function requestRestart(
      ), ev AS (${audit(`upd WHERE EXISTS (SELECT 1 FROM cur WHERE cur.state = 'active')`, 'restart_requested', '$3')})
      ${FENCED_SELECT}`,
     [allocationId, epoch, reason, graceSeconds],
+  );
+  return fencedOutcome(rows);
+}
+
+/**
+ * Takes a restart back: the process that asked for it keeps serving (its successor failed to boot), so the
+ * allocation is active again at the same epoch, its deadline and reason cleared. Always fenced: once a successor
+ * reclaimed it (epoch + 1), the old process's epoch is stale and nothing changes. A repeat (already active at
+ * that epoch) succeeds and changes nothing, not even `updated_at`; only a real withdrawal writes an audit row.
+ */
+export async function withdrawRestart(db: Queryable, allocationId: string, epoch: number): Promise<FencedResult> {
+  const { rows } = await db.query(
+    `WITH cur AS (SELECT * FROM allocations WHERE id = $1 FOR UPDATE),
+     upd AS (
+       UPDATE allocations a SET state = 'active', restart_deadline = NULL, restart_reason = NULL,
+         updated_at = CASE WHEN a.state = 'restarting' THEN now() ELSE a.updated_at END
+       WHERE a.id = $1 AND a.state <> 'ended' AND a.epoch = $2::int
+       RETURNING a.*
+     ), ev AS (${audit(`upd WHERE EXISTS (SELECT 1 FROM cur WHERE cur.state = 'restarting')`, 'restart_withdrawn', 'NULL')})
+     ${FENCED_SELECT}`,
+    [allocationId, epoch],
   );
   return fencedOutcome(rows);
 }

@@ -1,0 +1,33 @@
+/**
+ * What `gateway supervise` and its children say to each other over their IPC channel during a hot restart.
+ *
+ *   supervisor → current child   prepare {reason}   call /gateway/restart, keep serving           → prepared
+ *   supervisor → successor       (started)          settle with Ganymede, accept nothing yet      → ready
+ *   supervisor → current child   drain              stop accepting, finish what is open, exit 75  → draining
+ *   supervisor → successor       accept             accept on the shared socket                   → accepting
+ *   supervisor → current child   withdraw           the successor failed: withdraw the restart    → withdrawn
+ *
+ * The first child of a supervisor gets `accept` as soon as it says `ready`; a crash restart too.
+ */
+import type { RestartReason } from '@ganymede/contracts';
+
+export type ToChild = { type: 'prepare'; reason: RestartReason } | { type: 'drain' } | { type: 'accept' } | { type: 'withdraw' };
+
+export type FromChild =
+  | { type: 'prepared' }
+  | { type: 'ready' }
+  | { type: 'draining' }
+  | { type: 'accepting'; port: number }
+  | { type: 'withdrawn'; epoch: number | null };
+
+const CHILD_TYPES = new Set(['prepared', 'ready', 'draining', 'accepting', 'withdrawn']);
+const SUPERVISOR_TYPES = new Set(['prepare', 'drain', 'accept', 'withdraw']);
+
+const typed = (message: unknown, types: Set<string>): boolean =>
+  typeof message === 'object' && message !== null && types.has((message as { type?: unknown }).type as string);
+
+export const isFromChild = (message: unknown): message is FromChild => typed(message, CHILD_TYPES);
+export const isToChild = (message: unknown): message is ToChild => typed(message, SUPERVISOR_TYPES);
+
+/** Set by the supervisor in a child's environment: the child is a successor started for a hot restart. */
+export const SUCCESSOR_ENV = 'GATEWAY_SUCCESSOR';

@@ -1,0 +1,58 @@
+/**
+ * The organization's WebSocket (contracts' org-socket.ts), on `@fastify/websocket`. A hot restart closes each
+ * socket with 1012 only once the successor accepts, so a client reconnecting at once reaches the successor; a stop
+ * closes them with 1001.
+ */
+import websocket from '@fastify/websocket';
+import { ORG_SOCKET_MAX_BYTES, ORG_SOCKET_PATH, type OrgSocketMessage, Uuid, WS_CLOSE } from '@ganymede/contracts';
+import type { FastifyInstance } from 'fastify';
+import { type GatewayView, NOT_READY } from './http-api.js';
+
+export { WS_CLOSE };
+
+const send = (socket: { send(data: string): void }, message: OrgSocketMessage) => socket.send(JSON.stringify(message));
+
+/** Closes every open organization socket with `code`; answers how many there were. */
+export function closeOrgSockets(app: FastifyInstance, code: number): number {
+  const clients = app.websocketServer?.clients ?? new Set();
+  for (const client of clients) client.close(code, code === WS_CLOSE.serviceRestart ? 'service restart' : 'going away');
+  return clients.size;
+}
+
+export function registerOrgSocket(app: FastifyInstance, view: GatewayView): void {
+  void app.register(websocket, {
+    options: { maxPayload: ORG_SOCKET_MAX_BYTES },
+    // The default closes without a code; a stop is "going away" (a drain closed its sockets with 1012 already).
+    preClose: async () => {
+      closeOrgSockets(app, WS_CLOSE.goingAway);
+    },
+  });
+  void app.register(async (scope) => {
+    scope.get<{ Params: { organization_id: string } }>(
+      ORG_SOCKET_PATH,
+      {
+        websocket: true,
+        // Refused before the upgrade, with the contract's error body. A draining process opens no new socket (it
+        // would be closed with 1012 at once): the 503 comes on an old connection, and a retry reaches the successor.
+        preValidation: async (request, reply) => {
+          const id = request.params.organization_id;
+          if (!Uuid.safeParse(id).success) {
+            return reply.status(400).send({ error: 'bad_request', message: 'params.organization_id: Invalid uuid' });
+          }
+          const phase = view.phase();
+          if (phase !== 'up' && phase !== 'handing_over') return reply.status(503).send(NOT_READY);
+          if (view.whoami().organization_id !== id) {
+            return reply.status(404).send({ error: 'not_found', message: 'this gateway does not serve that organization' });
+          }
+        },
+      },
+      (socket) => {
+        send(socket, { type: 'hello', whoami: view.whoami() });
+        socket.on('message', (data, isBinary) => {
+          const who = view.whoami();
+          send(socket, { type: 'echo', pid: who.pid, epoch: who.epoch, data: isBinary ? '' : String(data) });
+        });
+      },
+    );
+  });
+}
