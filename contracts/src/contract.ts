@@ -8,6 +8,8 @@ import {
   BearerHeaders,
   ConfigBody,
   ConfigResponse,
+  EchoBody,
+  EchoResponse,
   ErrorBody,
   Health,
   NoticeHeaders,
@@ -146,6 +148,15 @@ export const gatewayContract = c.router(
       summary: "The organization's traffic: 200 only while this process serves that organization.",
       pathParams: z.object({ organization_id: Uuid }),
       responses: { ...common, 200: Whoami, 404: ErrorBody, 503: ErrorBody },
+    },
+    echo: {
+      method: 'POST',
+      path: '/orgs/:organization_id/echo',
+      summary:
+        "The organization's traffic with a body: answered, once the whole body arrived, by the process that read it (so a request under way when a hot restart begins ends on the old process).",
+      pathParams: z.object({ organization_id: Uuid }),
+      body: EchoBody,
+      responses: { ...common, 200: EchoResponse, 404: ErrorBody, 503: ErrorBody },
     },
     allocated: {
       method: 'POST',

@@ -166,6 +166,15 @@ export const gatewayExamples = {
       503: err('not_ready', 'the gateway is starting or shutting down'),
     },
   },
+  echo: {
+    request: { params: { organization_id: ORG }, body: { data: 'hello' } },
+    responses: {
+      ...common,
+      200: { ...whoami, data: 'hello' },
+      404: err('not_found', 'this gateway does not serve that organization'),
+      503: err('not_ready', 'the gateway is starting or shutting down'),
+    },
+  },
   allocated: {
     request: { headers: { authorization: `Bearer ${NOTICE_TOKEN}` }, body: { allocation_id: ALLOCATION } },
     responses: {

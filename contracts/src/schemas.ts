@@ -248,6 +248,10 @@ export const Whoami = z.object({
 });
 export type Whoami = z.infer<typeof Whoami>;
 
+/** The organization's traffic with a body (`POST /orgs/:organization_id/echo`): answered once all of it arrived. */
+export const EchoBody = z.object({ data: z.string().max(60_000) }).strict();
+export const EchoResponse = Whoami.extend({ data: z.string() });
+
 export const Health = z.object({
   status: z.literal('ok'),
   serving: z.boolean(),

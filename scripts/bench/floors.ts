@@ -1,5 +1,8 @@
 /**
- * Floors for the storm's protocol rate, measured in the same run:
+ * Floors, measured in the same run:
+ * - a gateway's cold process start: `gateway run` (node and the CLI's bundle, as the supervisor starts it) from
+ *   spawn to its `listening` log line, with no Ganymede in reach (the gateway listens before it calls Ganymede),
+ *   so a process start with no Ganymede call in it: the floor of the handover time and of a hot restart under load;
  * - HTTP: a bare Fastify JSON route's requests per second, loaded by autocannon from a separate process
  *   (10 connections, as STACK.md's figure);
  * - SQL: the raw rate of a single-row `UPDATE … RETURNING` on the same kind of database, through the same
@@ -7,6 +10,7 @@
  *   PostgreSQL: a pool of Ganymede's default size, as many callers as connections).
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -15,12 +19,38 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Database, openDatabase } from '@ganymede/app-ganymede';
-import { dropSchemas, spawnLogged } from '@ganymede/testkit';
+import { findFreePort } from '@ganymede/app-gateway';
+import { dropSchemas, spawnGatewayChild, spawnLogged } from '@ganymede/testkit';
 import { track } from './processes.js';
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON = join(require.resolve('autocannon/package.json'), '..', 'autocannon.js');
 const BARE_FASTIFY = fileURLToPath(new URL('./bare-fastify.mjs', import.meta.url));
+
+/** One cold start of the gateway: `gateway run` with no Ganymede in reach, from spawn to its `listening` line (ms). */
+export async function gatewayColdStart(dir: string): Promise<number> {
+  const closed = await findFreePort();
+  const t0 = performance.now();
+  const p = track(
+    spawnGatewayChild('run', {
+      env: {
+        GATEWAY_ID: randomUUID(),
+        GATEWAY_TOKEN: 'bench-floor',
+        GANYMEDE_URL: `http://127.0.0.1:${closed}`,
+        GATEWAY_PORT: '0',
+        GATEWAY_RUN_DIR: dir,
+        GATEWAY_RELOAD_MARKER: join(dir, 'floor-reloading'),
+        GATEWAY_LOG_LEVEL: 'info',
+      },
+    }),
+  );
+  try {
+    await p.waitForLog((l) => l.event === 'listening', { timeoutMs: 30_000 });
+    return performance.now() - t0;
+  } finally {
+    await p.kill();
+  }
+}
 
 export interface HttpFloor {
   requests_per_second: number;

@@ -3,7 +3,8 @@
  * BENCHMARKS.json (raw figures) at the repository's root. Every figure is compared with a floor measured in the
  * same run; absolute times from different runs are not comparable (these machines are noisy).
  *
- *   pnpm bench [--quick] [--only blackout,storm,real-storm,floors]
+ *   pnpm bench [--quick] [--only handover,hot-restart,storm,real-storm,floors]   (--only: those phases alone, e.g. while
+ *                                                                              working on one; BENCHMARKS.md then has only their rows)
  *   pnpm bench --render BENCHMARKS.json     (write BENCHMARKS.md again from saved figures, e.g. after editing analysis.md)
  *
  * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; where nothing answers there, its rows say
@@ -15,9 +16,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { redactUrl } from '@ganymede/testkit';
-import { restartBlackout } from './blackout.js';
 import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
+import { handoverTime } from './handover.js';
+import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
 import { killAll } from './processes.js';
 import { realStorm } from './real-storm.js';
@@ -26,7 +28,7 @@ import { sleep } from './stats.js';
 import { restartStorm } from './storm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PHASES = ['blackout', 'storm', 'real-storm', 'floors'] as const;
+const PHASES = ['handover', 'hot-restart', 'storm', 'real-storm', 'floors'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
@@ -38,12 +40,38 @@ const { values } = parseArgs({
   },
 });
 const only = new Set((values.only?.split(',') ?? PHASES) as Phase[]);
+const unknown = [...only].filter((p) => !PHASES.includes(p));
+if (unknown.length) {
+  console.error(`bench: unknown phase ${unknown.join(', ')}; the phases are ${PHASES.join(', ')}`);
+  process.exit(2);
+}
 const quick = values.quick;
 
 /** How much of each. `--quick` is a smoke run of every phase (a minute or two), not a measurement. */
 const SIZES = quick
-  ? { restarts: 5, coldCycles: 3, stormGateways: 200, stormConcurrency: 100, realGateways: 8, autocannonSeconds: 2, sqlMs: 1000 }
-  : { restarts: 30, coldCycles: 10, stormGateways: 1000, stormConcurrency: 100, realGateways: 50, autocannonSeconds: 5, sqlMs: 3000 };
+  ? {
+      restarts: 5,
+      coldCycles: 3,
+      hotRestarts: 5,
+      stormGateways: 200,
+      stormConcurrency: 100,
+      realGateways: 8,
+      autocannonSeconds: 2,
+      sqlMs: 1000,
+    }
+  : {
+      restarts: 30,
+      coldCycles: 10,
+      hotRestarts: 30,
+      stormGateways: 1000,
+      stormConcurrency: 100,
+      realGateways: 50,
+      autocannonSeconds: 5,
+      sqlMs: 3000,
+    };
+
+/** The hot restart's load: 4 clients, each a request every 2 ms after its previous answer; 5 s and a request times out. */
+const HOT_LOAD = { clients: 4, intervalMs: 2, timeoutMs: 5_000, warmupMs: 2_000, steadyMs: 500 };
 
 const benchStart = performance.now();
 const elapsed = () => `${((performance.now() - benchStart) / 1000).toFixed(0).padStart(4)} s`;
@@ -90,17 +118,40 @@ async function main(): Promise<number> {
     }
   }
 
-  if (only.has('blackout')) {
-    await phase(`1-2. restart blackout (${SIZES.restarts} restarts) and cold path (${SIZES.coldCycles} cycles), PGlite`, async () => {
+  if (only.has('handover')) {
+    await phase(`1-2. handover time (${SIZES.restarts} restarts) and cold path (${SIZES.coldCycles} cycles), PGlite`, async () => {
       const g = await startBenchGanymede({ kind: 'pglite' }, { reopen: true });
       try {
-        results.blackout = await restartBlackout(g, { restarts: SIZES.restarts, coldCycles: SIZES.coldCycles });
-        results.memory.gateway_process = results.blackout.gateway_rss_mib;
-        results.memory.gateway_supervisor = results.blackout.supervisor_rss_mib;
+        results.handover = await handoverTime(g, { restarts: SIZES.restarts, coldCycles: SIZES.coldCycles });
+        results.memory.gateway_process = results.handover.gateway_rss_mib;
+        results.memory.gateway_supervisor = results.handover.supervisor_rss_mib;
+        say(
+          `   handover median ${results.handover.handover_ms.median.toFixed(0)} ms, floor ${results.handover.floor_ms.median.toFixed(0)} ms; cold path ${results.handover.cold.cold_ms.median.toFixed(0)} ms`,
+        );
       } finally {
         await g.close();
       }
     });
+  }
+
+  if (only.has('hot-restart')) {
+    const { clients, intervalMs } = HOT_LOAD;
+    await phase(
+      `1b. hot restart under load (${clients} clients every ${intervalMs} ms; ${SIZES.hotRestarts} restarts with keep-alive, ${SIZES.hotRestarts} with a connection per request), PGlite`,
+      async () => {
+        const g = await startBenchGanymede({ kind: 'pglite' }, { reopen: true });
+        try {
+          results.hot_restart = await hotRestart(g, {
+            ...HOT_LOAD,
+            restarts: SIZES.hotRestarts,
+            floorSamples: SIZES.coldCycles,
+            progress: say,
+          });
+        } finally {
+          await g.close();
+        }
+      },
+    );
   }
 
   if (only.has('storm')) {

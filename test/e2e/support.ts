@@ -75,6 +75,10 @@ export const transition = (g: GanymedeProcess, allocationId: string, name: strin
 export const gatewayEvent = (p: GatewayProcess, event: string, from = 0) =>
   p.proc.waitForLog((l) => l.event === event, { from, timeoutMs: 30_000 });
 
+/** Resolves on the supervisor's `handover_complete` line (from log index `from`): the successor accepts. */
+export const handedOver = (p: GatewayProcess, from = 0) =>
+  p.proc.waitForLog((l) => l.event === 'handover_complete', { from, timeoutMs: 30_000 });
+
 /** What the gateway answers for the organization's traffic right now (status and whoami). */
 export async function served(p: GatewayProcess, organizationId: string) {
   return gatewayClient(p.gw)

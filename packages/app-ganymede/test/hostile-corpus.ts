@@ -160,6 +160,22 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['an epoch the allocation is not at (int4 max)', json({ reason: 'reload', epoch: 2_147_483_647 }), 409, 'stale_epoch'],
   ]);
 
+  // POST /gateway/restart/withdraw (organization token); A is active at epoch 1
+  add('ganymede', 'withdrawRestart', 'POST', '/gateway/restart/withdraw', auth.orgA, [
+    ['no epoch (a withdrawal is always fenced)', json({}), 400, 'bad_request'],
+    ['epoch 1e308', '{"epoch":1e308}', 400, 'bad_request'],
+    ['epoch 2**53', `{"epoch":${TWO_POW_53}}`, 400, 'bad_request'],
+    ['epoch "1"', json({ epoch: '1' }), 400, 'bad_request'],
+    ['epoch SQL-looking', json({ epoch: SQL }), 400, 'bad_request'],
+    ['allocation_id SQL-looking', json({ epoch: 1, allocation_id: SQL }), 400, 'bad_request'],
+    ['a reason (none is taken)', json({ epoch: 1, reason: 'reload' }), 400, 'bad_request'],
+    ['a __proto__ key', '{"__proto__":{"x":1},"epoch":1}', 400, 'bad_request'],
+    ['epoch with invalid UTF-8 bytes', withInvalidUtf8('{"epoch":"', '"}'), 400, 'bad_request'],
+    ['a body past 64 KiB', json({ epoch: 1, pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['naming an allocation the token is not bound to', json({ epoch: 1, allocation_id: UNKNOWN }), 403, 'forbidden'],
+    ['an epoch the allocation is not at (int4 max)', json({ epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+  ]);
+
   // POST /admin/gateways (admin token)
   add('ganymede', 'addGateway', 'POST', '/admin/gateways', auth.admin, [
     ['url SQL-looking', json({ url: SQL }), 400, 'bad_request'],

@@ -37,6 +37,16 @@ export interface GatewayView {
 
 export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting, standing down or shutting down' } as const;
 
+/** The organization's traffic: answered while this process serves that organization. */
+function servedBy(view: GatewayView, organizationId: string) {
+  if (!servesTraffic(view.phase())) return { status: 503 as const, body: NOT_READY };
+  const who = view.whoami();
+  if (who.organization_id !== organizationId) {
+    return { status: 404 as const, body: { error: 'not_found' as const, message: 'this gateway does not serve that organization' } };
+  }
+  return { status: 200 as const, body: who };
+}
+
 export function gatewayRouter(view: GatewayView) {
   return initServer().router(gatewayContract, {
     healthz: async () => {
@@ -44,13 +54,10 @@ export function gatewayRouter(view: GatewayView) {
       return { status: 200, body: { status: 'ok', serving: servesTraffic(view.phase()) && who.allocation_id !== null } };
     },
     whoami: async () => ({ status: 200, body: view.whoami() }),
-    serve: async ({ params }) => {
-      if (!servesTraffic(view.phase())) return { status: 503, body: NOT_READY };
-      const who = view.whoami();
-      if (who.organization_id !== params.organization_id) {
-        return { status: 404, body: { error: 'not_found', message: 'this gateway does not serve that organization' } };
-      }
-      return { status: 200, body: who };
+    serve: async ({ params }) => servedBy(view, params.organization_id),
+    echo: async ({ params, body }) => {
+      const answer = servedBy(view, params.organization_id);
+      return answer.status === 200 ? { status: 200, body: { ...answer.body, data: body.data } } : answer;
     },
     allocated: async ({ body, headers }) => view.allocated(body.allocation_id, headers.authorization),
   });

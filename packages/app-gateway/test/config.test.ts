@@ -19,6 +19,9 @@ describe('loadConfig', () => {
       logLevel: 'info',
       bootTimeoutMs: 60_000,
       requestTimeoutMs: 5_000,
+      listenFd: undefined,
+      drainTimeoutMs: 30_000,
+      handoverTimeoutMs: 30_000,
     });
   });
 

@@ -111,6 +111,8 @@ describe('a real gateway, idle then allocated', () => {
   it('GET /orgs/:id: 404 for an organization not served, 400 for a bad uuid', async () => {
     expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 404);
     expectContract('serve', await call(base, 'GET', '/orgs/not-a-uuid'), 400);
+    expectContract('echo', await call(base, 'POST', `/orgs/${ORG}/echo`, '{"data":"x"}', 'application/json'), 404);
+    expectContract('echo', await call(base, 'POST', `/orgs/${ORG}/echo`, '{"data":1}', 'application/json'), 400);
   });
 
   it('POST /allocated refuses bad input: 400 bad uuid, unknown field, malformed JSON; 415 wrong type; 413 too big', async () => {
@@ -182,6 +184,9 @@ describe('a real gateway, idle then allocated', () => {
     const served = await call(base, 'GET', `/orgs/${ORG}`);
     expectContract('serve', served, 200);
     expect(served.body).toEqual(answer.body);
+    const echoed = await call(base, 'POST', `/orgs/${ORG}/echo`, '{"data":"hi"}', 'application/json');
+    expectContract('echo', echoed, 200);
+    expect(echoed.body).toEqual({ ...answer.body, data: 'hi' });
     expectContract('serve', await call(base, 'GET', `/orgs/${OTHER}`), 404);
     expect((await call(base, 'GET', '/healthz')).body).toEqual({ status: 'ok', serving: true });
     expect((await call(base, 'GET', '/whoami')).body).toEqual(answer.body);
@@ -305,6 +310,7 @@ describe('stub views: shutting down, and handler bugs', () => {
       ['healthz', 'GET', '/healthz', undefined],
       ['whoami', 'GET', '/whoami', undefined],
       ['serve', 'GET', `/orgs/${ORG}`, undefined],
+      ['echo', 'POST', `/orgs/${ORG}/echo`, JSON.stringify({ data: 'x' })],
       ['allocated', 'POST', '/allocated', JSON.stringify({ allocation_id: ALLOCATION })],
     ] as const) {
       const answer = await call(base, method, path, body, 'application/json', noticeAuth());

@@ -24,6 +24,7 @@ export async function noticeTarget() {
       healthz: async () => ({ status: 200, body: { status: 'ok', serving: false } }),
       whoami: async () => ({ status: 200, body: whoami(null) }),
       serve: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),
+      echo: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),
       allocated: async ({ body, headers }) => {
         received.push(body.allocation_id);
         authorizations.push(headers.authorization);

@@ -1,16 +1,17 @@
 /**
- * What an organization sees when its gateway restarts, with real processes on one Ganymede:
+ * How long a reload takes to take effect, with real processes on one Ganymede:
  *
- * - Restart blackout: a supervised gateway (`gateway supervise`) restarted `restarts` times the way `gateway
- *   reload` does it (the reload marker, then SIGHUP to the supervisor). Each sample runs from the signal to the
- *   first answer of the organization's traffic route (`GET /orgs/:id`) by the new process, polled every
- *   POLL_INTERVAL_MS from the signal on.
- * - Its floor, measured between the restarts: the same gateway CLI (`gateway run`, node and the CLI's bundle, as
- *   the supervisor starts it) from spawn to its `listening` log line. The gateway listens before it makes any
- *   call to Ganymede, so this is a process start with no Ganymede call in it.
+ * - Handover time: a supervised gateway (`gateway supervise`) restarted `restarts` times the way `gateway reload`
+ *   does it (the reload marker, then SIGHUP to the supervisor). A restart is a hot handover: the old process
+ *   serves on while its successor boots and reclaims the allocation, then stops accepting as the successor
+ *   starts. So this is not time the organization goes unserved (hot-restart.ts measures that, under load): each
+ *   sample runs from the signal to the first answer of the organization's traffic route (`GET /orgs/:id`) by the
+ *   successor, polled every POLL_INTERVAL_MS from the signal on (answers of the old process meanwhile are ignored).
+ * - Its floor, measured between the restarts: the gateway's cold process start (floors.ts, `gatewayColdStart`).
  * - Cold path, what users paid before the restart protocol: the gateway stopped (SIGTERM, /gateway/stop: the
  *   allocation ends), started again (it comes up idle), then the organization's /gateway/start (Ganymede tells
- *   the gateway, which claims), until the organization is served: from the signal to its first answer.
+ *   the gateway, which claims), until the organization is served: from the signal to its first answer. That
+ *   one is unserved time.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,16 +21,18 @@ import { performance } from 'node:perf_hooks';
 import { findFreePort } from '@ganymede/app-gateway';
 import { type GatewayChild, type LogRecord, spawnGatewayChild } from '@ganymede/testkit';
 import { Pool } from 'undici';
+import { gatewayColdStart } from './floors.js';
 import type { BenchGanymede } from './ganymede.js';
 import { rssMiB } from './machine.js';
 import { track } from './processes.js';
 import { sleep, type Summary, summarize } from './stats.js';
 
-export interface BlackoutResult {
+export interface HandoverResult {
   restarts: number;
-  blackout_ms: Summary;
+  /** Signal → the first answer by the successor (the old process serves meanwhile). */
+  handover_ms: Summary;
   floor_ms: Summary;
-  /** Median of each stage of a restart, from the gateway's and supervisor's own log lines (ms). */
+  /** Median of each stage of a handover, from the gateway's and supervisor's own log lines (ms); see HANDOVER_STAGES. */
   stages_ms: Record<string, number>;
   /** Restarts after which the organization was served by another allocation or epoch than expected. */
   wrong: number;
@@ -39,6 +42,17 @@ export interface BlackoutResult {
   supervisor_rss_mib: number;
 }
 
+/** The stages of `stages_ms`, in order, with what each is. */
+export const HANDOVER_STAGES: [key: string, what: string][] = [
+  ['prepare', "signal → successor started (the old process's /gateway/restart, then the spawn)"],
+  ['boot', 'started → /gateway/config answered (node, the gateway bundle, one call)'],
+  ['reclaim', 'config → reclaimed at epoch + 1 (/gateway/ready)'],
+  ['drain', 'reclaimed → the old process stops accepting (ready, drain, draining over IPC)'],
+  ['accept', 'stops accepting → the successor accepts (handover_complete)'],
+  ['answer', "accepts → the organization's next request answered by the successor (poll)"],
+  ['retire', 'after the handover: the old process finishes what is open and exits (not in the handover time)'],
+];
+
 interface Served {
   pid: number;
   allocation_id: string | null;
@@ -47,8 +61,8 @@ interface Served {
 
 /**
  * How often the organization's route is polled. Every millisecond would be finer, but on two cores the polling
- * (a refused connection a millisecond while no process listens) takes CPU from the process that is starting, and
- * slowed its start by a third here; every 5 ms it does not measurably, and the error is under 5 ms.
+ * takes CPU from the process that is starting, and slowed its start by a third here (when a restart was a
+ * blackout: a refused connection a millisecond); every 5 ms it does not measurably, and the error is under 5 ms.
  */
 export const POLL_INTERVAL_MS = 5;
 
@@ -77,9 +91,9 @@ function servePoller(url: string, organizationId: string) {
   return { once, until, close: () => pool.destroy() };
 }
 
-const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time).getTime());
+export const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time).getTime());
 
-async function gatewayEnv(g: BenchGanymede, dir: string, port: number) {
+export async function gatewayEnv(g: BenchGanymede, dir: string, port: number) {
   const added = await g.client(0).addGateway(g.admin, { url: `http://127.0.0.1:${port}` });
   if (added.status !== 201) throw new Error(`addGateway answered ${added.status}`);
   return {
@@ -96,38 +110,13 @@ async function gatewayEnv(g: BenchGanymede, dir: string, port: number) {
   };
 }
 
-async function allocate(g: BenchGanymede, organizationId: string) {
+export async function allocate(g: BenchGanymede, organizationId: string) {
   const start = await g.client(0).start(await g.userToken(organizationId), { organization_id: organizationId });
   if (start.status !== 201) throw new Error(`start answered ${start.status} ${JSON.stringify(start.body)}`);
   return start.body;
 }
 
-/** `gateway run` with no Ganymede in reach, from spawn to its `listening` line (ms). */
-async function floorSample(dir: string): Promise<number> {
-  const closed = await findFreePort();
-  const t0 = performance.now();
-  const p = track(
-    spawnGatewayChild('run', {
-      env: {
-        GATEWAY_ID: randomUUID(),
-        GATEWAY_TOKEN: 'bench-floor',
-        GANYMEDE_URL: `http://127.0.0.1:${closed}`,
-        GATEWAY_PORT: '0',
-        GATEWAY_RUN_DIR: dir,
-        GATEWAY_RELOAD_MARKER: join(dir, 'floor-reloading'),
-        GATEWAY_LOG_LEVEL: 'info',
-      },
-    }),
-  );
-  try {
-    await p.waitForLog((l) => l.event === 'listening', { timeoutMs: 30_000 });
-    return performance.now() - t0;
-  } finally {
-    await p.kill();
-  }
-}
-
-export async function restartBlackout(g: BenchGanymede, options: { restarts: number; coldCycles: number }): Promise<BlackoutResult> {
+export async function handoverTime(g: BenchGanymede, options: { restarts: number; coldCycles: number }): Promise<HandoverResult> {
   const dir = await mkdtemp(join(tmpdir(), 'gateway-bench-'));
   const port = await findFreePort();
   const { env } = await gatewayEnv(g, dir, port);
@@ -137,9 +126,9 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
     const organizationId = randomUUID();
     const allocation = await allocate(g, organizationId);
     const route = servePoller(`http://127.0.0.1:${port}`, organizationId);
-    const blackouts: number[] = [];
+    const handovers: number[] = [];
     const floors: number[] = [];
-    const stages: Record<string, number[]> = { exit: [], respawn: [], boot: [], settle: [], answer: [] };
+    const stages: Record<string, number[]> = Object.fromEntries(HANDOVER_STAGES.map(([key]) => [key, []]));
     let wrong = 0;
     let gatewayRss = Number.NaN;
     try {
@@ -153,24 +142,29 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
         const t0 = performance.now();
         supervised.signal('SIGHUP');
         const next = await route.until((s) => s.pid !== old.pid, 30_000);
-        if (!next.served) throw new Error(`restart ${i + 1}: the organization was not served again within 30 s`);
-        blackouts.push(next.at - t0);
+        if (!next.served) throw new Error(`restart ${i + 1}: the successor did not serve the organization within 30 s`);
+        handovers.push(next.at - t0);
         const wallServed = wallAtSignal + (next.at - t0);
         if (next.served.allocation_id !== allocation.allocation_id || next.served.epoch !== old.epoch! + 1) wrong++;
         // Where the time went, from the processes' own log lines (wall clock, ms resolution).
+        const to = next.served.pid;
         const line = (match: (l: LogRecord) => boolean) => supervised.waitForLog(match, { from, timeoutMs: 10_000 }).catch(() => undefined);
-        const exited = logTime(await line((l) => l.event === 'child_exited'));
-        const started = logTime(await line((l) => l.event === 'child_started'));
-        const listening = logTime(await line((l) => l.event === 'listening' && l.pid === next.served!.pid));
-        const reclaimed = logTime(await line((l) => l.event === 'reclaimed' && l.pid === next.served!.pid));
-        stages.exit!.push(exited - wallAtSignal);
-        stages.respawn!.push(started - exited);
-        stages.boot!.push(listening - started);
-        stages.settle!.push(reclaimed - listening);
-        stages.answer!.push(wallServed - reclaimed);
+        const started = logTime(await line((l) => l.event === 'child_started' && l.child_pid === to));
+        const configured = logTime(await line((l) => l.event === 'config' && l.pid === to));
+        const reclaimed = logTime(await line((l) => l.event === 'reclaimed' && l.pid === to));
+        const draining = logTime(await line((l) => l.event === 'draining' && l.pid === old.pid));
+        const complete = logTime(await line((l) => l.event === 'handover_complete' && l.to_pid === to));
+        const exited = logTime(await line((l) => l.event === 'child_exited' && l.child_pid === old.pid));
+        stages.prepare!.push(started - wallAtSignal);
+        stages.boot!.push(configured - started);
+        stages.reclaim!.push(reclaimed - configured);
+        stages.drain!.push(draining - reclaimed);
+        stages.accept!.push(complete - draining);
+        stages.answer!.push(wallServed - complete);
+        stages.retire!.push(exited - complete);
         current = next;
-        if (i === 0) gatewayRss = rssMiB(next.served.pid);
-        floors.push(await floorSample(dir));
+        if (i === 0) gatewayRss = rssMiB(to);
+        floors.push(await gatewayColdStart(dir));
         await sleep(200);
       }
       const supervisorRss = rssMiB(supervised.pid);
@@ -212,8 +206,8 @@ export async function restartBlackout(g: BenchGanymede, options: { restarts: num
 
       const med = (xs: number[]) => summarize(xs.filter((x) => Number.isFinite(x))).median;
       return {
-        restarts: blackouts.length,
-        blackout_ms: summarize(blackouts),
+        restarts: handovers.length,
+        handover_ms: summarize(handovers),
         floor_ms: summarize(floors),
         stages_ms: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, med(v)])),
         wrong,
