@@ -87,8 +87,10 @@ async function run(config: GatewayConfig): Promise<never> {
     shutdown({ kind: decision.kind, reason: decision.reason } as ShutdownRequest, signal);
   });
   // Under a supervisor: if it dies, don't run on orphaned; shut down keeping the allocation for the next start.
-  if (process.send)
-    process.once('disconnect', () => exitCode === undefined && shutdown({ kind: 'restart', reason: 'restart' }, 'supervisor_gone'));
+  const supervisorGone = () => exitCode === undefined && shutdown({ kind: 'restart', reason: 'restart' }, 'supervisor_gone');
+  if (process.send) process.once('disconnect', supervisorGone);
+  // Gone before this process got here (the channel closed while modules loaded): no 'disconnect' will come.
+  if (process.send && !process.connected) supervisorGone();
   // On the supervisor's socket: accept only when told, and take part in hot restarts (handover-protocol.ts).
   const supervised = process.send !== undefined && config.listenFd !== undefined;
   const tell = (message: FromChild) => process.send?.(message, () => undefined);
