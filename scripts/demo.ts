@@ -1,18 +1,21 @@
 /**
  * `pnpm demo`: the restart protocol end to end, as real processes on the embedded database.
  * Ganymede starts, two gateways are registered, one runs supervised, an organization is allocated the way
- * the frontend does it, the gateway is restarted (`gateway reload`) and the same allocation is served again
- * with a new epoch; then it is stopped for good and the allocation ends. Exits non-zero if any step fails.
+ * the frontend does it, the gateway is restarted (`gateway reload`) under a steady load of the organization's
+ * traffic, which a hot handover serves throughout, and the same allocation is served again with a new epoch by a
+ * new process; then it is stopped for good and the allocation ends. Exits non-zero if any step fails.
  */
 import { rm } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
 import {
   adminToken,
   gatewayClient,
   gatewayReady,
+  type LoadReport,
+  type LogRecord,
   registerGateway,
   startGanymedeProcess,
   startGatewayProcess,
+  startLoadProcess,
   startOrganization,
   stopProcess,
 } from '@ganymede/testkit';
@@ -58,30 +61,65 @@ async function main(): Promise<void> {
     );
     const before = served.status === 200 ? served.body : undefined;
 
-    step('Restart the gateway for a reload (gateway reload: SIGHUP through the supervisor)');
-    const from = g.proc.logs.length;
-    const reclaimed = gatewayReady(g, gw1.gateway_id, (before?.epoch ?? 0) + 1, from);
-    // What the organization sees: its traffic route polled without pause, from before the signal until a new
-    // process serves it. Unserved = the first answer of the new process minus the last of the old one.
-    let lastOld = performance.now();
-    const t0 = lastOld;
-    const polling = (async () => {
-      while (performance.now() - t0 < 30_000) {
-        const r = await client.serve({ params: { organization_id: organizationId } }).catch(() => undefined);
-        if (r?.status === 200 && r.body.pid === before?.pid) lastOld = performance.now();
-        else if (r?.status === 200) return { whoami: r.body, at: performance.now() };
-      }
-      return undefined;
-    })();
-    await gateway.cli('reload');
-    const next = await polling;
-    const after = next?.whoami;
-    const unserved = next ? next.at - lastOld : Number.NaN;
-    await reclaimed;
-    check(after !== undefined, `the organization is served again after ${unserved.toFixed(0)} ms unserved`);
-    check(after?.allocation_id === allocationId, 'by the same allocation (no cold start, no new allocation)');
+    step('Restart the gateway under load (gateway reload: SIGHUP through the supervisor, a hot handover)');
+    // The organization's traffic: 2 clients from another process, each a request 5 ms after its previous answer,
+    // on a keep-alive connection; nothing is retried, so every request that is not answered 200 counts as failed.
+    const load = await startLoadProcess({
+      url: `${gw1.url}/orgs/${organizationId}`,
+      clients: 2,
+      intervalMs: 5,
+      keepAlive: true,
+      timeoutMs: 5_000,
+    });
+    let complete: LogRecord | undefined;
+    let report: LoadReport;
+    try {
+      await load.waitFor({ ok: 50 });
+      const from = gateway.proc.logs.length;
+      const reclaimed = gatewayReady(g, gw1.gateway_id, (before?.epoch ?? 0) + 1, g.proc.logs.length);
+      // From the command until the old process has handed over and exited: the restart.
+      await load.phase('restart');
+      await gateway.cli('reload');
+      complete = await gateway.proc.waitForLog((l) => l.event === 'handover_complete' || l.event === 'handover_gave_up', {
+        from,
+        timeoutMs: 60_000,
+      });
+      await gateway.proc.waitForLog((l) => l.event === 'child_exited' && l.child_pid === complete!.from_pid, { from, timeoutMs: 60_000 });
+      await reclaimed;
+      await load.phase('steady');
+      await load.waitFor({ ok: (await load.snapshot()).ok + 50 });
+    } finally {
+      report = await load.stop();
+    }
+    const during = report.phases.restart;
+    const served = (pid: number | undefined) => report.byPid[String(pid)] ?? 0;
+    const oldPid = before?.pid;
+    const newPid = complete?.event === 'handover_complete' ? Number(complete.to_pid) : undefined;
+    console.log(
+      `  handover: ${complete?.event} in ${String(complete?.handover_ms)} ms (the supervisor's handover_started → the successor accepts)`,
+    );
+    console.log(
+      `  during the restart: ${during?.ok ?? 0} requests answered, ${during?.failed ?? 0} failed` +
+        ` (p50 ${during?.p50.toFixed(1)} ms, p99 ${during?.p99.toFixed(1)} ms)`,
+    );
+    console.log(
+      `  in all: ${report.sent} sent, ${report.ok} answered: pid ${oldPid} (old) ${served(oldPid)} → pid ${newPid} (new) ${served(newPid)};` +
+        ` longest wait between two answers ${report.maxGapMs.toFixed(0)} ms`,
+    );
+    if (report.failed) console.log(`  failed: ${JSON.stringify(report.errors)}`);
+    check(
+      report.failed === 0,
+      `no request failed (${report.failed} of ${report.sent}: refused ${report.refused}, reset ${report.reset}, non-2xx ${report.non2xx}, timed out ${report.timedOut})`,
+    );
+    check(
+      served(oldPid) > 0 && served(newPid) > 0 && served(oldPid) + served(newPid) === report.ok,
+      'answered by the old process, then by the new one, and no other',
+    );
+    const next = await client.serve({ params: { organization_id: organizationId } });
+    const after = next.status === 200 ? next.body : undefined;
+    check(after?.allocation_id === allocationId, 'the same allocation is served (no cold start, no new allocation)');
     check(after?.epoch === (before?.epoch ?? 0) + 1, `with a new epoch: ${before?.epoch} → ${after?.epoch}`);
-    check(after?.pid !== before?.pid, `in a new process: pid ${before?.pid} → ${after?.pid}`);
+    check(after !== undefined && after.pid !== before?.pid && after.pid === newPid, `in a new process: pid ${before?.pid} → ${after?.pid}`);
 
     step('Stop the gateway for good (gateway stop: SIGTERM to the supervisor, SIGINT to the gateway)');
     await gateway.cli('stop');

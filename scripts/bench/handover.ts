@@ -50,7 +50,7 @@ export const HANDOVER_STAGES: [key: string, what: string][] = [
   ['drain', 'reclaimed → the old process stops accepting (ready, drain, draining over IPC)'],
   ['accept', 'stops accepting → the successor accepts (handover_complete)'],
   ['answer', "accepts → the organization's next request answered by the successor (poll)"],
-  ['retire', 'after the handover: the old process finishes what is open and exits (not in the handover time)'],
+  ['retire', 'aside: stops accepting → the old process exited, having finished what was open (overlaps the two above)'],
 ];
 
 interface Served {
@@ -161,7 +161,7 @@ export async function handoverTime(g: BenchGanymede, options: { restarts: number
         stages.drain!.push(draining - reclaimed);
         stages.accept!.push(complete - draining);
         stages.answer!.push(wallServed - complete);
-        stages.retire!.push(exited - complete);
+        stages.retire!.push(exited - draining);
         current = next;
         if (i === 0) gatewayRss = rssMiB(to);
         floors.push(await gatewayColdStart(dir));

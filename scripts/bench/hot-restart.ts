@@ -9,9 +9,12 @@
  * per client), once with a new connection per request (`Connection: close`).
  *
  * Phases of the load: `restart` from just before `gateway reload` is run until the supervisor's
- * `handover_complete` and the old process's exit (`child_exited` of `from_pid`), `steady` otherwise (a warm-up
- * before the first restart and `steadyMs` after each). Each outcome counts in the phase current when it became
- * known. Per mode: the failed requests by kind (refused, reset, non-2xx, timed out, other: each must be 0), where
+ * `handover_complete`, the old process's exit (`child_exited` of `from_pid`) and then `2 × clients` more
+ * successful answers; `steady` otherwise (a warm-up before the first restart and `steadyMs` after each). Each
+ * outcome counts in the phase current when it became known. Why the answers: the old process stops accepting
+ * before the successor accepts, and can exit before the successor answers the requests that waited for it in the
+ * socket's backlog (the slowest of a restart); without them the restart phase would end before its slowest
+ * requests are answered, and they would count as steady. Per mode: the failed requests by kind (refused, reset, non-2xx, timed out, other: each must be 0), where
  * they happened (which restart or which steady spell), the longest time between two successful answers (any
  * client), latency p50/p99 in each phase, and how many requests each process served.
  *
@@ -25,6 +28,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
 import {
   type GatewayProcess,
   gatewayReady,
@@ -35,7 +39,6 @@ import {
   startGatewayProcess,
   startLoadProcess,
 } from '@ganymede/testkit';
-import { randomUUID } from 'node:crypto';
 import { gatewayColdStart } from './floors.js';
 import type { BenchGanymede } from './ganymede.js';
 import { allocate } from './handover.js';
@@ -85,6 +88,8 @@ export interface HotRestartMode {
   /** The longest time without a successful answer, and the window it ended in. */
   max_gap_ms: number;
   max_gap_window: string;
+  /** The same, by the end of the warm-up (no restart yet): what the machine alone does to the load. */
+  warmup_max_gap_ms: number;
   latency_max_ms: number;
   restart: PhaseFigures;
   steady: PhaseFigures;
@@ -92,8 +97,14 @@ export interface HotRestartMode {
   served_per_process: { processes: number; min: number; median: number; max: number };
   /** `handover_complete`'s handover_ms (the supervisor's handover_started → the successor accepts). */
   handover_ms: Summary;
-  /** The `restart` phase: `gateway reload` run → the old process exited. */
+  /** The `restart` phase: `gateway reload` run → the old process exited and the successor answered. */
   restart_window_ms: Summary;
+  /**
+   * Round trip of each command to the load process (phase, snapshot), ms. The load process answers each with a
+   * report it computes synchronously (sorting every latency so far), during which it records no answer: a lower
+   * bound on its own pauses, which count in its longest gap and latencies like the gateway's.
+   */
+  load_command_ms: Summary;
   /** After the last restart: the same allocation, at the first epoch + restarts. */
   allocation_kept: boolean;
   epochs: [first: number | null, last: number | null];
@@ -104,6 +115,7 @@ export interface HotRestartResult {
   clients: number;
   interval_ms: number;
   timeout_ms: number;
+  warmup_ms: number;
   steady_ms: number;
   floor_ms: Summary;
   modes: HotRestartMode[];
@@ -154,6 +166,17 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
   let handoversFailed = 0;
   let maxGapWindow = 'warm-up';
   let before: LoadReport | undefined;
+  let warmupGap = Number.NaN;
+  const commandMs: number[] = [];
+  /** A command to the load process, timed. */
+  const timed = async <T>(command: () => Promise<T>): Promise<T> => {
+    const c0 = performance.now();
+    try {
+      return await command();
+    } finally {
+      commandMs.push(performance.now() - c0);
+    }
+  };
   /** Attributes what changed since `before` to a steady spell and to the restart after it (if any). */
   const account = (now: LoadReport, steadyLabel: string, restartLabel: string | null) => {
     const was = before!;
@@ -172,11 +195,12 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
     await load.waitFor({ ok: 1 }, { timeoutMs: 30_000 });
     await sleep(options.warmupMs);
     before = await load.snapshot();
+    warmupGap = before.maxGapMs;
     if (before.failed > 0)
       failureWindows.push({ window: 'warm-up', at_ms: before.durationMs, failed: before.failed, errors: before.errors });
     for (let i = 1; i <= options.restarts; i++) {
       const from = gp.proc.logs.length;
-      await load.phase('restart');
+      await timed(() => load.phase('restart'));
       const started = performance.now();
       await gp.cli('reload');
       const complete = await gp.proc.waitForLog((l) => l.event === 'handover_complete' || l.event === 'handover_gave_up', {
@@ -188,10 +212,13 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
       handoversFailed += failedTries.length;
       if (complete.event === 'handover_gave_up') throw new Error(`restart ${i}: the supervisor gave the handover up`);
       await gp.proc.waitForLog((l) => l.event === 'child_exited' && l.child_pid === complete.from_pid, { from, timeoutMs: 60_000 });
+      // The requests that waited in the backlog for the successor, answered: see the module's comment.
+      const exited = await timed(() => load.snapshot());
+      await load.waitFor({ ok: exited.ok + 2 * options.clients }, { timeoutMs: 30_000 });
       windows.push(performance.now() - started);
       handovers.push(Number(complete.handover_ms));
-      await load.phase('steady');
-      account(await load.snapshot(), `steady before restart ${i}`, `restart ${i}`);
+      await timed(() => load.phase('steady'));
+      account(await timed(() => load.snapshot()), `steady before restart ${i}`, `restart ${i}`);
       if (i % 10 === 0 || i === options.restarts) {
         say(
           `   ${mode}: ${i}/${options.restarts} restarts, last handover ${Number(complete.handover_ms).toFixed(0)} ms; ` +
@@ -226,6 +253,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
     failure_windows: failureWindows,
     max_gap_ms: final.maxGapMs,
     max_gap_window: maxGapWindow,
+    warmup_max_gap_ms: warmupGap,
     latency_max_ms: final.latency.max,
     restart: phaseFigures(final.phases.restart),
     steady: phaseFigures(final.phases.steady),
@@ -236,6 +264,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
       max: Math.max(...served),
     },
     handover_ms: summarize(handovers),
+    load_command_ms: summarize(commandMs),
     restart_window_ms: summarize(windows),
     allocation_kept: first !== null && last !== null && last.allocation_id === first.allocation_id && last.epoch === expectedEpoch,
     epochs: [first?.epoch ?? null, last?.epoch ?? null],
@@ -279,6 +308,7 @@ export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): 
       clients: options.clients,
       interval_ms: options.intervalMs,
       timeout_ms: options.timeoutMs,
+      warmup_ms: options.warmupMs,
       steady_ms: options.steadyMs,
       floor_ms: summarize(floors),
       modes,

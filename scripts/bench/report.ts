@@ -406,8 +406,10 @@ ${analysis}
   answer, then ${hot?.interval_ms ?? 2} ms; nothing retried; ${fmt((hot?.timeout_ms ?? 5000) / 1000)} s and a request times out), reloaded ${r.sizes.hotRestarts ?? 30} times one
   after the other with \`gateway reload\` (the CLI command), once with a keep-alive connection per client and once
   with a new connection per request. Phase \`restart\`: from just before \`gateway reload\` runs until the
-  supervisor's \`handover_complete\` and the old process's exit; \`steady\` otherwise (2 s before the first restart,
-  ${hot?.steady_ms ?? 500} ms after each). An outcome counts in the phase current when it became known. Failed: any request not
+  supervisor's \`handover_complete\`, the old process's exit and then ${2 * (hot?.clients ?? 4)} more successful answers (the requests
+  that waited in the socket's backlog for the successor: the old process can exit before they are answered);
+  \`steady\` otherwise (${fmt((hot?.warmup_ms ?? 3000) / 1000)} s before the first restart, ${fmt((hot?.steady_ms ?? 1000) / 1000)} s after each). An outcome counts in the
+  phase current when it became known. Failed: any request not
   answered 2xx (refused, reset, non-2xx, timed out, other). Longest gap: the longest time between two successful
   answers of any client. **Floor**: the gateway's cold process start as in 1, ${r.sizes.coldCycles} samples before each mode's load
   (no load running). Targets: no failed request; longest gap ≤ 0.1 × floor; p99 during restarts ≤ 2 × steady p99 +
@@ -450,6 +452,7 @@ function hotRestartDetails(hot: HotRestartResult): string {
         return `${q.refused}, ${q.reset}, ${q.non2xx}, ${q.timed_out}, ${q.other}`;
       }),
       row('longest gap between successful answers (where)', (m) => `${ms(m.max_gap_ms)} (${m.max_gap_window})`),
+      row('longest gap in the warm-up, before any restart', (m) => ms(m.warmup_max_gap_ms)),
       row('during restarts: answers; p50 / p99', (m) => `${m.restart.ok}; ${ms(m.restart.p50_ms)} / ${ms(m.restart.p99_ms)}`),
       row('steady: answers; p50 / p99', (m) => `${m.steady.ok}; ${ms(m.steady.p50_ms)} / ${ms(m.steady.p99_ms)}`),
       row('slowest answer', (m) => ms(m.latency_max_ms)),

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type GanymedeProcess, gatewayReady, startOrganization, stopProcess } from '@ganymede/testkit';
-import { allocate, ganymede, gateway, gatewayProcess, history, restartUnsupervised, served, transition } from './support.js';
+import { allocate, ganymede, gateway, gatewayProcess, history, restartUnsupervised, retired, served, transition } from './support.js';
 
 const FAST_LEASES = { GANYMEDE_LEASE_SECONDS: '1', GANYMEDE_LEASE_GRACE_SECONDS: '1' };
 
@@ -45,8 +45,10 @@ describe('Ganymede killed at each step, then started again', () => {
     const g = await ganymede();
     const a = await gateway(g, 'supervise');
     const { organizationId, allocationId } = await allocate(g, a);
+    const from = a.proc.logs.length;
     const g2 = await killedAt(g, `ganymede:${when}:restart`, () => a.cli('reload'));
     await gatewayReady(g2, a.gw.gateway_id, 2);
+    await retired(a, from);
     expect(await served(a, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: 2 } });
     const kinds = (await history(g2, allocationId)).events.map((e) => [e.kind, e.reason]);
     expect(kinds).toEqual(

@@ -28,7 +28,13 @@ describe('hot restart failures', () => {
     const g = await ganymede();
     const p = await gateway(g, 'supervise', { FAILPOINTS: 'gateway:after:config@successor' });
     const { organizationId, allocationId, whoami } = await allocate(g, p);
-    const load = await startLoadProcess({ url: `${p.gw.url}/orgs/${organizationId}`, clients: 2, intervalMs: 5, keepAlive: true, timeoutMs: 10_000 });
+    const load = await startLoadProcess({
+      url: `${p.gw.url}/orgs/${organizationId}`,
+      clients: 2,
+      intervalMs: 5,
+      keepAlive: true,
+      timeoutMs: 10_000,
+    });
     try {
       await load.waitFor({ ok: 10 });
       const from = p.proc.logs.length;
@@ -97,7 +103,13 @@ describe('hot restart failures', () => {
     const g = await ganymede();
     const p = await gateway(g);
     const { organizationId, whoami } = await allocate(g, p);
-    const load = await startLoadProcess({ url: `${p.gw.url}/orgs/${organizationId}`, clients: 2, intervalMs: 5, keepAlive: false, timeoutMs: 20_000 });
+    const load = await startLoadProcess({
+      url: `${p.gw.url}/orgs/${organizationId}`,
+      clients: 2,
+      intervalMs: 5,
+      keepAlive: false,
+      timeoutMs: 20_000,
+    });
     try {
       await load.waitFor({ ok: 10 });
       const from = p.proc.logs.length;

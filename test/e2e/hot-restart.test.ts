@@ -2,6 +2,8 @@
  * Hot restart with real processes: Ganymede, `gateway supervise`, a steady load from a separate process, real
  * signals, real HTTP and a real WebSocket. Counts only, no timing assertions.
  */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { ORG_SOCKET_PATH, OrgSocketMessage, WS_CLOSE } from '@ganymede/contracts';
 import { type GatewayProcess, type LoadReport, startLoadProcess } from '@ganymede/testkit';
@@ -29,7 +31,13 @@ describe('hot restart under load', () => {
       const g = await ganymede();
       const p = await gateway(g);
       const { organizationId, allocationId, whoami } = await allocate(g, p);
-      const load = await startLoadProcess({ url: `${p.gw.url}/orgs/${organizationId}`, clients: 4, intervalMs: 2, keepAlive, timeoutMs: 10_000 });
+      const load = await startLoadProcess({
+        url: `${p.gw.url}/orgs/${organizationId}`,
+        clients: 4,
+        intervalMs: 2,
+        keepAlive,
+        timeoutMs: 10_000,
+      });
       try {
         let answered = (await load.waitFor({ ok: 20 })).ok;
         const pids = [whoami.pid];
@@ -53,6 +61,49 @@ describe('hot restart under load', () => {
       }
     });
   }
+
+  it('SIGUSR2, and SIGTERM with the reload marker, to the supervisor are hot restarts too (reasons restart, deploy)', async () => {
+    const g = await ganymede();
+    const p = await gateway(g);
+    const { allocationId } = await allocate(g, p);
+    let from = p.proc.logs.length;
+    p.proc.signal('SIGUSR2');
+    expect(await handedOver(p, from)).toMatchObject({ reason: 'restart' });
+    await writeFile(p.marker, 'deploy\n');
+    from = p.proc.logs.length;
+    p.proc.signal('SIGTERM');
+    expect(await handedOver(p, from)).toMatchObject({ reason: 'deploy' });
+    expect(existsSync(p.marker)).toBe(false);
+    const h = await history(g, allocationId);
+    expect(h.events.filter((e) => e.kind === 'restart_requested').map((e) => e.reason)).toEqual(['restart', 'deploy']);
+    expect(h.state).toBe('active');
+  });
+
+  it('a crash restart refuses nothing either: the socket stays open while no process accepts', async () => {
+    const g = await ganymede();
+    const p = await gateway(g);
+    const { organizationId, whoami } = await allocate(g, p);
+    const load = await startLoadProcess({
+      url: `${p.gw.url}/orgs/${organizationId}`,
+      clients: 4,
+      intervalMs: 2,
+      keepAlive: false,
+      timeoutMs: 20_000,
+    });
+    try {
+      await load.waitFor({ ok: 20 });
+      const from = p.proc.logs.length;
+      process.kill(whoami.pid, 'SIGKILL');
+      const next = await p.proc.waitForLog((l) => l.event === 'listening' && l.pid !== whoami.pid, { from, timeoutMs: 30_000 });
+      const { ok } = await load.waitFor({ ok: 1 });
+      const report = await load.waitFor({ ok: ok + 20 });
+      expect(report.byPid[String(next.pid)]).toBeGreaterThan(0);
+      // The requests the killed process held were reset; every connection made meanwhile waited and was answered.
+      expect(report.refused).toBe(0);
+    } finally {
+      await load.stop();
+    }
+  });
 
   it('a request under way when the restart begins ends with 200 from the old process', async () => {
     const g = await ganymede();
@@ -100,12 +151,12 @@ describe('hot restart under load', () => {
     const open = (target: string) =>
       new Promise<{ ws: WebSocket; hello: OrgSocketMessage }>((resolve, reject) => {
         const ws = new WebSocket(target);
-        ws.once('message', (data) => resolve({ ws, hello: OrgSocketMessage.parse(JSON.parse(String(data))) }));
+        ws.once('message', (data) => resolve({ ws, hello: OrgSocketMessage.parse(JSON.parse((data as Buffer).toString())) }));
         ws.once('error', reject);
       });
     const first = await open(url);
     expect(first.hello).toMatchObject({ type: 'hello', whoami: { pid: whoami.pid, epoch: whoami.epoch } });
-    const echoed = new Promise((resolve) => first.ws.once('message', (data) => resolve(JSON.parse(String(data)))));
+    const echoed = new Promise((resolve) => first.ws.once('message', (data) => resolve(JSON.parse((data as Buffer).toString()))));
     first.ws.send('ping');
     expect(await echoed).toEqual({ type: 'echo', pid: whoami.pid, epoch: whoami.epoch, data: 'ping' });
 

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { adminToken, gatewayClient, gatewayReady, stopProcess, userToken } from '@ganymede/testkit';
-import { allocate, ganymede, gateway, history, restartUnsupervised, transition } from './support.js';
+import { allocate, ganymede, gateway, history, retired, restartUnsupervised, transition } from './support.js';
 
 describe('restart protocol, real processes', () => {
   it('gateway reload keeps the allocation: the same organization is served again with epoch + 1', async () => {
@@ -14,8 +14,10 @@ describe('restart protocol, real processes', () => {
     const p = await gateway(g);
     const { organizationId, allocationId, whoami } = await allocate(g, p);
     const reclaimed = gatewayReady(g, p.gw.gateway_id, whoami.epoch! + 1, g.proc.logs.length);
+    const from = p.proc.logs.length;
     await p.cli('reload');
     await reclaimed;
+    await retired(p, from);
     const served = await gatewayClient(p.gw).serve({ params: { organization_id: organizationId } });
     expect(served).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: whoami.epoch! + 1 } });
     expect(served.status === 200 && served.body.pid).not.toBe(whoami.pid);

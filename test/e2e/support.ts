@@ -79,6 +79,17 @@ export const gatewayEvent = (p: GatewayProcess, event: string, from = 0) =>
 export const handedOver = (p: GatewayProcess, from = 0) =>
   p.proc.waitForLog((l) => l.event === 'handover_complete', { from, timeoutMs: 30_000 });
 
+/**
+ * Resolves once a handover completed and the old process exited. Until then it still answers requests on the
+ * connections it had (a pooled keep-alive connection of the test's own client, say), once each, with
+ * `Connection: close`.
+ */
+export async function retired(p: GatewayProcess, from = 0) {
+  const done = await handedOver(p, from);
+  await p.proc.waitForLog((l) => l.event === 'child_exited' && l.child_pid === done.from_pid, { from, timeoutMs: 30_000 });
+  return done;
+}
+
 /** What the gateway answers for the organization's traffic right now (status and whoami). */
 export async function served(p: GatewayProcess, organizationId: string) {
   return gatewayClient(p.gw)

@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   SUPERVISOR_RUNNING: 'a supervisor already runs for this run directory',
   NO_SUPERVISOR: '`gateway reload` or `gateway stop` found no live supervisor for the run directory',
   LISTEN_FAILED: "the supervisor could not bind the gateway's listening socket (port taken, no permission)",
-  HANDOVER_FAILED: 'a restart could not hand the traffic to a successor: the old process keeps serving',
   SIGNAL_HANDLERS_INSTALLED: "the process's signal handlers were installed twice (a bug)",
 } as const;
 export type GatewayErrorCode = keyof typeof ERROR_CODES;

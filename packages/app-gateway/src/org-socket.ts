@@ -6,9 +6,14 @@
 import websocket from '@fastify/websocket';
 import { ORG_SOCKET_MAX_BYTES, ORG_SOCKET_PATH, type OrgSocketMessage, Uuid, WS_CLOSE } from '@ganymede/contracts';
 import type { FastifyInstance } from 'fastify';
+import type { RawData } from 'ws';
 import { type GatewayView, NOT_READY } from './http-api.js';
 
 export { WS_CLOSE };
+
+/** A message's text: ws hands a Buffer, an ArrayBuffer or fragments, by its binary type. */
+const text = (data: RawData): string =>
+  (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(new Uint8Array(data))).toString('utf8');
 
 const send = (socket: { send(data: string): void }, message: OrgSocketMessage) => socket.send(JSON.stringify(message));
 
@@ -50,7 +55,7 @@ export function registerOrgSocket(app: FastifyInstance, view: GatewayView): void
         send(socket, { type: 'hello', whoami: view.whoami() });
         socket.on('message', (data, isBinary) => {
           const who = view.whoami();
-          send(socket, { type: 'echo', pid: who.pid, epoch: who.epoch, data: isBinary ? '' : String(data) });
+          send(socket, { type: 'echo', pid: who.pid, epoch: who.epoch, data: isBinary ? '' : text(data) });
         });
       },
     );

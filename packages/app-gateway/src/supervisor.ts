@@ -258,7 +258,10 @@ export class Supervisor {
     this.current = null;
     this.accepting = false;
     if (this.successor && !this.stopping) {
-      this.log.warn({ event: 'current_died_during_handover', child_pid: child.pid }, 'the serving child died: the successor takes over once ready');
+      this.log.warn(
+        { event: 'current_died_during_handover', child_pid: child.pid },
+        'the serving child died: the successor takes over once ready',
+      );
       return;
     }
     this.currentEnded?.(exit);
@@ -281,7 +284,10 @@ export class Supervisor {
         failures++;
         if (outcome === 'config' || failures >= HANDOVER_ATTEMPTS) {
           const why = outcome === 'config' ? 'the successor refused its configuration' : `${failures} tries failed`;
-          this.log.error({ event: 'handover_gave_up', reason: next, failures }, `restart abandoned (${why}): the current child keeps serving`);
+          this.log.error(
+            { event: 'handover_gave_up', reason: next, failures },
+            `restart abandoned (${why}): the current child keeps serving`,
+          );
           next = this.queued;
           failures = 0;
           continue;
@@ -345,13 +351,20 @@ export class Supervisor {
   }
 
   /** The successor did not get ready: kill it; the current child withdraws its restart and serves on. */
-  private async successorFailed(old: SupervisedChild, next: SupervisedChild, startedAt: number): Promise<'failed' | 'config' | 'abandoned'> {
+  private async successorFailed(
+    old: SupervisedChild,
+    next: SupervisedChild,
+    startedAt: number,
+  ): Promise<'failed' | 'config' | 'abandoned'> {
     const why = next.exit
       ? `the successor exited (code ${next.exit.code}, signal ${next.exit.signal})`
       : `the successor was not ready within ${this.options.handoverTimeoutMs} ms`;
     next.kill('SIGKILL');
     const exit = await next.exited;
-    this.log.warn({ event: 'handover_failed', why, successor_pid: next.pid, handover_ms: Date.now() - startedAt }, `hot restart failed: ${why}`);
+    this.log.warn(
+      { event: 'handover_failed', why, successor_pid: next.pid, handover_ms: Date.now() - startedAt },
+      `hot restart failed: ${why}`,
+    );
     if (!old.alive() || this.current !== old) {
       this.successor = null;
       if (!this.stopping && !this.current) this.currentEnded?.(old.exit ?? exit);
@@ -366,7 +379,10 @@ export class Supervisor {
   /** A child that stopped accepting finishes on its own; past its drain budget it is killed. */
   private retire(child: SupervisedChild): void {
     const timer = setTimeout(() => {
-      this.log.error({ event: 'retire_kill', child_pid: child.pid }, `still running ${this.options.retireAfterMs} ms after handing over: SIGKILL`);
+      this.log.error(
+        { event: 'retire_kill', child_pid: child.pid },
+        `still running ${this.options.retireAfterMs} ms after handing over: SIGKILL`,
+      );
       child.kill('SIGKILL');
     }, this.options.retireAfterMs);
     void child.exited.then(() => clearTimeout(timer));

@@ -146,6 +146,7 @@ describe("the gateway's logs hold no secret", () => {
     const from = proc.logs.length;
     proc.signal('SIGHUP');
     await proc.waitForLog((r) => r.role === 'gateway' && r.event === 'serving' && r.pid !== serving.pid, { from });
+    await proc.waitForLog((r) => r.event === 'handover_complete', { from });
     proc.signal('SIGTERM');
     expect((await proc.exited).code).toBe(0);
 

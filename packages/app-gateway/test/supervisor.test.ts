@@ -1,5 +1,5 @@
 /**
- * `gateway supervise` with real processes against a fake Ganymede: restarts on exit 75 and on crashes,
+ * `gateway supervise` with real processes against a fake Ganymede: hot restarts and restarts on crashes,
  * stop for good, the `gateway reload` / `gateway stop` commands, and a supervisor killed outright.
  */
 import { execFile } from 'node:child_process';
@@ -94,7 +94,8 @@ describe('gateway supervise', () => {
     expect(readPid(runDir, 'child.pid')).toBe(firstPid);
     const port = (await supervisor.waitForLog((r) => r.event === 'listening' && r.pid === firstPid)).port;
 
-    // Reload: the supervisor forwards SIGHUP; the child asks Ganymede to keep the allocation and exits 75.
+    // Reload, hot: the child asks Ganymede to keep the allocation, a successor reclaims it at epoch + 1 and takes
+    // over, then the old child drains and exits 75.
     let mark = supervisor.logs.length;
     supervisor.signal('SIGHUP');
     const exited = await supervisor.waitForLog((r) => r.event === 'child_exited', { from: mark });
@@ -103,7 +104,7 @@ describe('gateway supervise', () => {
     expect(second).toMatchObject({ epoch: 4, allocation_id: ALLOCATION });
     expect(fake.callsTo('restart').map((c) => c.body)).toEqual([{ reason: 'reload', epoch: 3, allocation_id: ALLOCATION }]);
     expect(supervisor.logs.slice(mark).some((r) => r.event === 'child_crashed')).toBe(false);
-    // Same port across restarts: the supervisor picked one for GATEWAY_PORT=0.
+    // Same port across restarts: the supervisor's socket, bound once with GATEWAY_PORT=0.
     expect((await supervisor.waitForLog((r) => r.event === 'listening' && r.pid === second.pid)).port).toBe(port);
 
     // A crash: SIGKILL the child. Nothing reaches Ganymede from it; the supervisor restarts it after a backoff.
@@ -147,6 +148,7 @@ describe('gateway supervise', () => {
     expect(reload.code, reload.stderr).toBe(0);
     expect(JSON.parse(reload.stdout)).toMatchObject({ event: 'reload_sent', supervisor_pid: supervisor.pid, reason: 'deploy' });
     const second = await nextServingChild(supervisor, mark, first.pid);
+    await supervisor.waitForLog((r) => r.event === 'handover_complete', { from: mark });
     expect(fake.callsTo('restart').map((c) => c.body.reason)).toEqual(['deploy']);
     expect(existsSync(reloadMarker)).toBe(false);
 

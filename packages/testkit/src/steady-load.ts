@@ -117,6 +117,40 @@ function pidOf(body: string): string {
   return 'unknown';
 }
 
+/**
+ * Latency samples, kept sorted as they come: a report sorts only the samples since the previous report and merges
+ * them in, instead of sorting every sample again. Sorting 100,000 samples each time took 60 to 200 ms on two busy
+ * cores, during which the load recorded no answer: each phase switch (each answers a report) showed as a gap.
+ */
+class Samples {
+  private sorted = new Float64Array(0);
+  private fresh: number[] = [];
+
+  push(ms: number): void {
+    this.fresh.push(ms);
+  }
+
+  get count(): number {
+    return this.sorted.length + this.fresh.length;
+  }
+
+  ascending(): Float64Array {
+    if (this.fresh.length === 0) return this.sorted;
+    const old = this.sorted;
+    const add = Float64Array.from(this.fresh).sort();
+    const all = new Float64Array(old.length + add.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < add.length) all[k++] = old[i]! <= add[j]! ? old[i++]! : add[j++]!;
+    while (i < old.length) all[k++] = old[i++]!;
+    while (j < add.length) all[k++] = add[j++]!;
+    this.sorted = all;
+    this.fresh = [];
+    return all;
+  }
+}
+
 export function runSteadyLoad(options: SteadyLoadOptions): SteadyLoad {
   const { url, clients, intervalMs, keepAlive, timeoutMs } = options;
   if (!Number.isInteger(clients) || clients < 1) throw new RangeError(`clients must be a positive integer, not ${clients}`);
@@ -128,11 +162,11 @@ export function runSteadyLoad(options: SteadyLoadOptions): SteadyLoad {
   const counts: LoadCounts = { sent: 0, ok: 0, failed: 0, refused: 0, reset: 0, non2xx: 0, timedOut: 0, otherErrors: 0 };
   const errors: Record<string, number> = {};
   const byPid: Record<string, number> = {};
-  const latencies: number[] = [];
-  const phases = new Map<string, { latencies: number[]; failed: number }>();
-  let current = { latencies: [] as number[], failed: 0 };
+  const latencies = new Samples();
+  const phases = new Map<string, { latencies: Samples; failed: number }>();
+  let current = { latencies: new Samples(), failed: 0 };
   const phase = (name: string) => {
-    const existing = phases.get(name) ?? { latencies: [], failed: 0 };
+    const existing = phases.get(name) ?? { latencies: new Samples(), failed: 0 };
     phases.set(name, existing);
     current = existing;
   };
@@ -214,9 +248,9 @@ export function runSteadyLoad(options: SteadyLoadOptions): SteadyLoad {
   };
   const running = Promise.all(Array.from({ length: clients }, (_, index) => client(index)));
 
-  const stats = (samples: readonly number[]): LatencyStats => {
-    const sorted = [...samples].sort((a, b) => a - b);
-    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
+  const stats = (samples: Samples): LatencyStats => {
+    const sorted = samples.ascending();
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN };
   };
   const snapshot = (): LoadReport => {
     const now = endedAt ?? performance.now();
@@ -228,7 +262,7 @@ export function runSteadyLoad(options: SteadyLoadOptions): SteadyLoad {
       maxGapMs: Math.max(maxGapMs, now - lastOkAt),
       latency: stats(latencies),
       phases: Object.fromEntries(
-        [...phases].map(([name, p]) => [name, { ok: p.latencies.length, failed: p.failed, ...stats(p.latencies) }]),
+        [...phases].map(([name, p]) => [name, { ok: p.latencies.count, failed: p.failed, ...stats(p.latencies) }]),
       ),
       durationMs: now - startedAt,
     };
