@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       report = await load.stop();
     }
     const during = report.phases.restart;
-    const served = (pid: number | undefined) => report.byPid[String(pid)] ?? 0;
+    const answeredBy = (pid: number | undefined) => report.byPid[String(pid)] ?? 0;
     const oldPid = before?.pid;
     const newPid = complete?.event === 'handover_complete' ? Number(complete.to_pid) : undefined;
     console.log(
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
         ` (p50 ${during?.p50.toFixed(1)} ms, p99 ${during?.p99.toFixed(1)} ms)`,
     );
     console.log(
-      `  in all: ${report.sent} sent, ${report.ok} answered: pid ${oldPid} (old) ${served(oldPid)} → pid ${newPid} (new) ${served(newPid)};` +
+      `  in all: ${report.sent} sent, ${report.ok} answered: pid ${oldPid} (old) ${answeredBy(oldPid)} → pid ${newPid} (new) ${answeredBy(newPid)};` +
         ` longest wait between two answers ${report.maxGapMs.toFixed(0)} ms`,
     );
     if (report.failed) console.log(`  failed: ${JSON.stringify(report.errors)}`);
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
       `no request failed (${report.failed} of ${report.sent}: refused ${report.refused}, reset ${report.reset}, non-2xx ${report.non2xx}, timed out ${report.timedOut})`,
     );
     check(
-      served(oldPid) > 0 && served(newPid) > 0 && served(oldPid) + served(newPid) === report.ok,
+      answeredBy(oldPid) > 0 && answeredBy(newPid) > 0 && answeredBy(oldPid) + answeredBy(newPid) === report.ok,
       'answered by the old process, then by the new one, and no other',
     );
     const next = await client.serve({ params: { organization_id: organizationId } });
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
 
 main().then(
   () => {
-    console.log(failures.length ? `\nDEMO FAILED: ${failures.join('; ')}` : '\nDemo passed: the restart kept the allocation.');
+    console.log(failures.length ? `\nDEMO FAILED: ${failures.join('; ')}` : '\nDemo passed: the hot restart kept the allocation and served every request.');
     process.exitCode = failures.length ? 1 : 0;
   },
   (error: unknown) => {

@@ -8,6 +8,10 @@ import {
   BearerHeaders,
   ConfigBody,
   ConfigResponse,
+  DataPullBody,
+  DataPullResponse,
+  DataPushBody,
+  DataPushResponse,
   EchoBody,
   EchoResponse,
   ErrorBody,
@@ -100,6 +104,24 @@ export const ganymedeContract = c.router(
       headers: BearerHeaders,
       body: WithdrawRestartBody,
       responses: { ...authed, 200: WithdrawRestartResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    dataPush: {
+      method: 'POST',
+      path: '/gateway/data/push',
+      summary:
+        "Store the organization's state as its next revision (organization token). Fenced by the epoch (409 stale_epoch) and, with base_revision, compare-and-set (409 revision_conflict); refused once the token's allocation ended (403 allocation_ended). Its body may be larger than other routes' (the snapshot limit, 413 past it); unknown top-level keys are dropped.",
+      headers: BearerHeaders,
+      body: DataPushBody,
+      responses: { ...authed, 200: DataPushResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    dataPull: {
+      method: 'POST',
+      path: '/gateway/data/pull',
+      summary:
+        "The organization's latest snapshot, whichever allocation pushed it (organization token of a live allocation). 404 not_found when nothing was ever pushed.",
+      headers: BearerHeaders,
+      body: DataPullBody,
+      responses: { ...authed, 200: DataPullResponse, 404: ErrorBody },
     },
     addGateway: {
       method: 'POST',

@@ -32,6 +32,16 @@ const authed = {
 
 const allocation = { allocation_id: ALLOCATION, organization_id: ORG, gateway_id: GATEWAY };
 const whoami = { ...allocation, epoch: 2, pid: 4242, started_at: AT };
+/** An organization's state as the platform's gateways push it; its JSON text is 88 bytes. */
+const DATA = { documents: [{ id: 'doc-1', title: 'Roadmap', updated: 1764000000000 }], cursor: 'c-42' };
+const SNAPSHOT = {
+  organization_id: ORG,
+  revision: 3,
+  epoch: 2,
+  size: 88,
+  checksum: 'sha256:fc0c4f5ab9d4b20a541f4626cb79fe5eae89551a4eaeda73d21be06daa8a22cf',
+  stored_at: AT,
+};
 
 export const ids = { GATEWAY, ORG, ALLOCATION, INSTANCE, TOKEN, NOTICE_KEY };
 
@@ -104,6 +114,28 @@ export const ganymedeExamples = {
       200: { allocation_id: ALLOCATION, state: 'active', epoch: 2 },
       404: err('allocation_not_found', 'no such allocation'),
       409: err('stale_epoch', 'epoch 2 is stale: the allocation is at epoch 3'),
+    },
+  },
+  dataPush: {
+    request: {
+      headers: auth,
+      body: { organization_id: ORG, gateway_id: GATEWAY, timestamp: AT, data: DATA, epoch: 2, base_revision: 2 },
+    },
+    responses: {
+      ...authed,
+      200: SNAPSHOT,
+      403: err('allocation_ended', 'the allocation has ended: its token no longer acts on it'),
+      404: err('allocation_not_found', 'no such allocation'),
+      409: err('revision_conflict', 'base_revision 2 is not the latest revision 3'),
+      413: err('payload_too_large', 'request body is larger than 16777216 bytes'),
+    },
+  },
+  dataPull: {
+    request: { headers: auth, body: { organization_id: ORG, gateway_id: GATEWAY } },
+    responses: {
+      ...authed,
+      200: { ...SNAPSHOT, gateway_id: GATEWAY, timestamp: AT, data: DATA },
+      404: err('not_found', 'nothing was ever pushed for this organization'),
     },
   },
   addGateway: {

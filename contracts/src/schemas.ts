@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'allocation_ended',
   'stale_epoch',
   'superseded',
+  'revision_conflict',
   'not_found',
   'no_gateway_available',
   'not_ready',
@@ -188,6 +189,89 @@ export const WithdrawRestartResponse = z.object({
   allocation_id: Uuid,
   state: z.literal('active'),
   epoch: Epoch,
+});
+
+/**
+ * Organization state snapshots (`/gateway/data/push`, `/gateway/data/pull`): the gateway's state of its
+ * organization, kept by Ganymede across allocations. The paths and the top-level keys are the platform's
+ * (`{organization_id, gateway_id, timestamp, data}`); `epoch` and `base_revision` are ours, and optional.
+ *
+ * Unlike every other body, these two are tolerant: unknown top-level keys are dropped, not refused. The
+ * platform's gateways send these bodies as they always have, with whatever keys they add, and a gateway that
+ * cannot push its state loses it; a key we do not know is stored nowhere (only `data` is kept, as given).
+ */
+
+/** The platform's timestamp, kept as it was sent: an ISO string or a number (milliseconds, as it happens). */
+export const ClientTimestamp = z.union([z.string().max(256), z.number().finite()]);
+/**
+ * How deeply a snapshot's `data` may nest (arrays and objects in one another). JavaScript's JSON.stringify recurses,
+ * and past a few thousand levels it throws: a state it could store but not serve back would be lost.
+ */
+export const MAX_DATA_DEPTH = 512;
+
+/** True when `value` nests no more than `max` arrays and objects deep (checked without recursion). */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return false;
+    for (const child of Array.isArray(v) ? (v as unknown[]) : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return true;
+}
+
+/** Any JSON value nested at most MAX_DATA_DEPTH deep; a body without `data` is refused (null is a value, a missing key is not). */
+export const SnapshotData = z
+  .custom<unknown>((v) => v !== undefined, { message: 'Required' })
+  .refine((v) => nestsWithin(v, MAX_DATA_DEPTH), `nested deeper than ${MAX_DATA_DEPTH} levels`);
+/** A snapshot's revision: 1 for an organization's first push, then + 1 for each. */
+export const Revision = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** `sha256:` and the hex SHA-256 of the JSON text of `data` (UTF-8), as Ganymede stored it. */
+export const Checksum = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>');
+
+export const DataPushBody = z.object({
+  organization_id: Uuid,
+  gateway_id: Uuid,
+  timestamp: ClientTimestamp,
+  data: SnapshotData,
+  /** The pushing process's epoch: a stale one is refused (409 stale_epoch). Omitted by older gateways. */
+  epoch: Epoch.optional(),
+  /**
+   * Compare-and-set: the revision this state was based on (0: nothing was pushed yet). Refused (409
+   * revision_conflict) unless it is the latest. Omitted: the push is stored on top of whatever is there.
+   */
+  base_revision: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
+/** What a stored snapshot is, without its content. */
+const SnapshotMeta = {
+  organization_id: Uuid,
+  revision: Revision,
+  /** The epoch the push was fenced by; null when it named none (an older gateway). */
+  epoch: Epoch.nullable(),
+  /** Bytes of the JSON text of `data` (UTF-8). */
+  size: z.number().int().min(0),
+  checksum: Checksum,
+  stored_at: Timestamp,
+};
+
+export const DataPushResponse = z.object(SnapshotMeta);
+
+export const DataPullBody = z.object({
+  organization_id: Uuid,
+  /** The platform's gateways send their own id; when given it must be the token's gateway. */
+  gateway_id: Uuid.optional(),
+});
+
+/** The organization's latest snapshot: the platform's keys (the gateway that pushed it, its timestamp, data), and ours. */
+export const DataPullResponse = z.object({
+  ...SnapshotMeta,
+  gateway_id: Uuid,
+  timestamp: ClientTimestamp,
+  data: SnapshotData,
 });
 
 export const AddGatewayBody = z.object({ url: HttpUrl }).strict();

@@ -25,7 +25,7 @@
  * Only this phase, for development: `pnpm bench --only hot-restart` (add `--quick` for 5 restarts per mode).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
@@ -34,7 +34,6 @@ import {
   gatewayReady,
   type LoadProcess,
   type LoadReport,
-  type LogRecord,
   registerGateway,
   startGatewayProcess,
   startLoadProcess,
@@ -117,6 +116,8 @@ export interface HotRestartResult {
   timeout_ms: number;
   warmup_ms: number;
   steady_ms: number;
+  /** The machine's 1-minute load average when the phase started and when it ended (other work shows here). */
+  load_average: [start: number, end: number];
   floor_ms: Summary;
   modes: HotRestartMode[];
 }
@@ -166,7 +167,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
   let handoversFailed = 0;
   let maxGapWindow = 'warm-up';
   let before: LoadReport | undefined;
-  let warmupGap = Number.NaN;
+  let warmupGap: number | undefined;
   const commandMs: number[] = [];
   /** A command to the load process, timed. */
   const timed = async <T>(command: () => Promise<T>): Promise<T> => {
@@ -222,7 +223,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
       if (i % 10 === 0 || i === options.restarts) {
         say(
           `   ${mode}: ${i}/${options.restarts} restarts, last handover ${Number(complete.handover_ms).toFixed(0)} ms; ` +
-            `ok ${before!.ok}, failed ${before!.failed}, longest gap ${before!.maxGapMs.toFixed(1)} ms`,
+            `ok ${before.ok}, failed ${before.failed}, longest gap ${before.maxGapMs.toFixed(1)} ms`,
         );
       }
       await sleep(options.steadyMs);
@@ -253,7 +254,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
     failure_windows: failureWindows,
     max_gap_ms: final.maxGapMs,
     max_gap_window: maxGapWindow,
-    warmup_max_gap_ms: warmupGap,
+    warmup_max_gap_ms: warmupGap ?? Number.NaN,
     latency_max_ms: final.latency.max,
     restart: phaseFigures(final.phases.restart),
     steady: phaseFigures(final.phases.steady),
@@ -275,6 +276,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
 
 export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): Promise<HotRestartResult> {
   const say = options.progress ?? (() => undefined);
+  const loadAtStart = loadavg()[0]!;
   const ganymede = g.replicas[0]!;
   const gw = await registerGateway(ganymede);
   const ready = gatewayReady(ganymede, gw.gateway_id);
@@ -310,6 +312,7 @@ export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): 
       timeout_ms: options.timeoutMs,
       warmup_ms: options.warmupMs,
       steady_ms: options.steadyMs,
+      load_average: [loadAtStart, loadavg()[0]!],
       floor_ms: summarize(floors),
       modes,
     };

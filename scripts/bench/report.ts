@@ -347,7 +347,7 @@ ${mdTable(
 `
     : '';
   const hot = r.hot_restart;
-  const hotDetails = hot ? hotRestartDetails(hot) : '';
+  const hotDetails = hot ? hotRestartDetails(hot, m.cores) : '';
   return `# Benchmarks
 
 Written by \`pnpm bench\` (scripts/bench/) on ${m.date.slice(0, 10)}${r.quick ? ' with `--quick` (a smoke run: small sizes, not a measurement)' : ''}; it took ${fmt(r.duration_s)} s.
@@ -380,12 +380,16 @@ ${mdTable(
 
 ## Details
 
-${stages}${hotDetails}
+${stages}${hotDetails}${
+    stormDetails.length
+      ? `
 **The simulated storms** (p50 / p99; CPU used during the storm by Ganymede / the benchmark's clients / PostgreSQL's
 processes, of the machine's cores × the storm's wall time):
 
 ${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / doubled'], stormDetails)}
-
+`
+      : ''
+  }
 ${analysis}
 
 ## Method
@@ -439,7 +443,7 @@ ${analysis}
 }
 
 /** The hot restart's figures in full, one column per mode, and where any request failed. */
-function hotRestartDetails(hot: HotRestartResult): string {
+function hotRestartDetails(hot: HotRestartResult, cores: number): string {
   const cols = hot.modes;
   const row = (what: string, f: (m: HotRestartMode) => string) => [what, ...cols.map(f)];
   const table = mdTable(
@@ -486,7 +490,8 @@ function hotRestartDetails(hot: HotRestartResult): string {
     ]),
   );
   return `
-**Hot restart under load** (floor: the gateway's cold process start, median ${ms(hot.floor_ms.median)}, p95 ${ms(hot.floor_ms.p95)}, ${hot.floor_ms.n} samples):
+**Hot restart under load** (floor: the gateway's cold process start, median ${ms(hot.floor_ms.median)}, p95 ${ms(hot.floor_ms.p95)}, ${hot.floor_ms.n} samples;
+the machine's load average ${hot.load_average ? hot.load_average.map((l) => l.toFixed(1)).join(' → ') : '–'} over the phase, on ${cores} cores):
 
 ${table}
 ${

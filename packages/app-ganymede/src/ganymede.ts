@@ -32,6 +32,10 @@ export interface GanymedeOptions extends StorageOptions {
   crashLoopLimit?: number;
   crashLoopWindowSeconds?: number;
   notifyTimeoutMs?: number;
+  /** The largest body `/gateway/data/push` takes (413 past it), in bytes; every other route keeps BODY_LIMIT_BYTES. */
+  maxSnapshotBytes?: number;
+  /** Snapshots kept per organization: a push deletes those older than the latest N. */
+  snapshotRetention?: number;
   /** How long `close()` lets requests in flight finish before it destroys their connections. */
   shutdownTimeoutMs?: number;
   /** How long a client may take to send a request (see `HttpTimeouts`). */
@@ -50,6 +54,8 @@ export const DEFAULTS = {
   leaseGraceSeconds: 10,
   crashLoopLimit: DEFAULT_LIVENESS.crashLoopLimit,
   crashLoopWindowSeconds: DEFAULT_LIVENESS.crashLoopWindowSeconds,
+  maxSnapshotBytes: 16 * 1024 * 1024,
+  snapshotRetention: 10,
 };
 
 const definedOnly = <T extends object>(o: T): Partial<T> =>
@@ -97,8 +103,13 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       restartGraceSeconds: settings.restartGraceSeconds,
       notifyTimeoutMs: settings.notifyTimeoutMs,
       liveness,
+      snapshots: { maxBytes: settings.maxSnapshotBytes, retention: settings.snapshotRetention },
     }),
-    { logger: log, timeouts: options.httpTimeouts },
+    {
+      logger: log,
+      timeouts: options.httpTimeouts,
+      bodyLimits: new Map([[ganymedeContract.dataPush, settings.maxSnapshotBytes]]),
+    },
   );
   const reaper = new Reaper(db, log, {
     intervalMs: settings.reaperIntervalMs,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contracts';
 import { TsRestResponseError } from '@ts-rest/core';
 import type { RouterImplementation } from '@ts-rest/fastify';
@@ -10,6 +11,7 @@ import { notifyAllocated } from './notify.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
 import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } from './sql/rows.js';
+import { pullSnapshot, pushSnapshot } from './sql/snapshots.js';
 import * as transitions from './sql/transitions.js';
 import type { FencedResult } from './sql/transitions.js';
 import { logTransition } from './transition-log.js';
@@ -21,6 +23,8 @@ export interface RouteDeps {
   restartGraceSeconds: number;
   notifyTimeoutMs: number;
   liveness: LivenessPolicy;
+  /** `/gateway/data/push`: the largest state it stores (bytes of its JSON text), and how many revisions are kept. */
+  snapshots: { maxBytes: number; retention: number };
 }
 
 const fail = (error: ErrorBody['error'], message: string) => ({ error, message });
@@ -67,6 +71,21 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       throw refusal(route, 403, fail('forbidden', 'this token is bound to another allocation'));
     }
     return claims.sub;
+  }
+
+  /**
+   * Shared by /data/push and /data/pull: the organization token, which must be of the organization (and gateway)
+   * the body names. The platform's bodies name both; its tokens never did, so a mismatch is another tenant's.
+   */
+  async function organizationOf(route: Route, authorization: string, body: { organization_id: string; gateway_id?: string }) {
+    const claims = await authorize(route, authorization, 'organization');
+    if (body.organization_id !== claims.organization_id) {
+      throw refusal(route, 403, fail('forbidden', 'this token is bound to another organization'));
+    }
+    if (body.gateway_id !== undefined && body.gateway_id !== claims.gateway_id) {
+      throw refusal(route, 403, fail('forbidden', 'this token is bound to another gateway'));
+    }
+    return claims;
   }
 
   function fencedReply(result: Exclude<FencedResult, { kind: 'ok' }>, epoch: number | undefined) {
@@ -238,6 +257,83 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'ended', epoch: a.epoch, ended_at: a.ended_at!, ended_reason: a.ended_reason! },
       };
+    },
+
+    dataPush: async ({ headers, body }) => {
+      const claims = await organizationOf(contract.dataPush, headers.authorization, body);
+      // Size and checksum are of the text stored and answered back: the client can check what it pulls.
+      const dataJson = JSON.stringify(body.data);
+      const size = Buffer.byteLength(dataJson);
+      // The body limit already held the request to the same number; re-encoding can still grow it (1e9 → 1000000000).
+      if (size > deps.snapshots.maxBytes) {
+        return { status: 413, body: fail('payload_too_large', `the data is larger than ${deps.snapshots.maxBytes} bytes`) };
+      }
+      const checksum = `sha256:${createHash('sha256').update(dataJson).digest('hex')}`;
+      failpoint('ganymede:before:push');
+      const result = await pushSnapshot(db, {
+        allocationId: claims.sub,
+        organizationId: claims.organization_id,
+        gatewayId: claims.gateway_id,
+        epoch: body.epoch ?? null,
+        baseRevision: body.base_revision ?? null,
+        timestamp: body.timestamp,
+        dataJson,
+        size,
+        checksum,
+        retention: deps.snapshots.retention,
+      });
+      failpoint('ganymede:after:push');
+      // Never the data, nor the token.
+      const line = {
+        organization_id: claims.organization_id,
+        allocation_id: claims.sub,
+        gateway_id: claims.gateway_id,
+        epoch: body.epoch ?? null,
+        size,
+      };
+      if (result.kind !== 'ok') log.info({ ...line, refused: result.kind }, 'snapshot refused');
+      switch (result.kind) {
+        case 'ok':
+          log.info({ ...line, revision: result.snapshot.revision }, 'snapshot stored');
+          return { status: 200, body: result.snapshot };
+        case 'not_found':
+          return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
+        case 'forbidden':
+          return { status: 403, body: fail('forbidden', 'the allocation is not of this organization and gateway') };
+        case 'ended':
+          return { status: 403, body: fail('allocation_ended', 'the allocation has ended: its token no longer acts on it') };
+        case 'stale_epoch':
+          return {
+            status: 409,
+            body: fail('stale_epoch', `epoch ${body.epoch} is stale: the allocation is at epoch ${result.current}`),
+          };
+        case 'revision_conflict':
+          return {
+            status: 409,
+            body: fail(
+              'revision_conflict',
+              result.current === null
+                ? `base_revision ${body.base_revision} is not the latest: another push was stored first`
+                : `base_revision ${body.base_revision} is not the latest revision ${result.current}`,
+            ),
+          };
+      }
+    },
+
+    dataPull: async ({ headers, body }) => {
+      const claims = await organizationOf(contract.dataPull, headers.authorization, body);
+      // Only a live allocation's token reads the organization's state (whichever allocation pushed it).
+      const a = await getAllocation(db, claims.sub);
+      if (!a) return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
+      if (a.organization_id !== claims.organization_id || a.gateway_id !== claims.gateway_id) {
+        return { status: 403, body: fail('forbidden', 'the allocation is not of this organization and gateway') };
+      }
+      if (a.state === 'ended') {
+        return { status: 403, body: fail('allocation_ended', 'the allocation has ended: its token no longer acts on it') };
+      }
+      const snapshot = await pullSnapshot(db, claims.organization_id);
+      if (!snapshot) return { status: 404, body: fail('not_found', 'nothing was ever pushed for this organization') };
+      return { status: 200, body: snapshot };
     },
 
     addGateway: async ({ headers, body }) => {

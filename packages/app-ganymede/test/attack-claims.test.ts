@@ -68,6 +68,8 @@ function send(route: Route, w: World, token: string) {
     stop: { reason: 'stop', epoch: 1 },
     restart: { reason: 'reload', epoch: 1 },
     withdrawRestart: { epoch: 1 },
+    dataPush: { organization_id: w.a.organizationId, gateway_id: w.a.gw.gatewayId, timestamp: 1, data: { n: 1 }, epoch: 1 },
+    dataPull: { organization_id: w.a.organizationId, gateway_id: w.a.gw.gatewayId },
     addGateway: { url: 'http://127.0.0.1:4199' },
   };
   const r = ganymedeContract[route];
@@ -101,7 +103,7 @@ const organization = (w: World, over: Record<string, unknown> = {}) => ({
 const without = (o: Record<string, unknown>, key: string) => ({ ...o, [key]: undefined });
 
 const GATEWAY_ROUTES: Route[] = ['config', 'ready', 'lease'];
-const ORGANIZATION_ROUTES: Route[] = ['stop', 'restart', 'withdrawRestart'];
+const ORGANIZATION_ROUTES: Route[] = ['stop', 'restart', 'withdrawRestart', 'dataPush', 'dataPull'];
 
 const CASES: ForgedCase[] = [
   {

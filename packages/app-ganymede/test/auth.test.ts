@@ -120,6 +120,7 @@ describe('token kinds', () => {
   /** A request to `route` that would get past authorization with the right token. */
   async function requestFor(route: Route, tokens: Record<Kind, string>, world: Awaited<ReturnType<typeof live>>) {
     const r = ganymedeContract[route];
+    const ofWorld = { organization_id: world.organizationId, gateway_id: world.gw.gatewayId };
     const body: Record<Route, unknown> = {
       start: { organization_id: world.organizationId },
       config: {},
@@ -128,6 +129,8 @@ describe('token kinds', () => {
       stop: { reason: 'stop' },
       restart: { reason: 'reload' },
       withdrawRestart: { epoch: 1 },
+      dataPush: { ...ofWorld, timestamp: 1764000000000, data: { pushed: 'by the test' }, epoch: 1 },
+      dataPull: ofWorld,
       addGateway: { url: 'http://127.0.0.1:4199' },
       status: undefined,
       allocation: undefined,
@@ -151,6 +154,8 @@ describe('token kinds', () => {
       organization: world.orgAuth.authorization.slice('Bearer '.length),
     };
     const send = await requestFor(route, tokens, world);
+    // Something to pull, so that the right kind's pull answers 200 (the push changes nothing the refusals see).
+    if (route === 'dataPull') expect((await (await requestFor('dataPush', tokens, world))('organization')).status).toBe(200);
     for (const kind of KINDS.filter((k) => k !== NEEDS[route])) {
       const before = await g.snapshot();
       const res = await send(kind);
@@ -237,6 +242,12 @@ describe('organization tokens', () => {
     expect(restart).toMatchObject({ status: 403, body: { error: 'allocation_ended' } });
     const named = await g.client.restart({ headers: first.orgAuth, body: { reason: 'reload', allocation_id: allocation.allocation_id } });
     expect(named).toMatchObject({ status: 403, body: { error: 'forbidden' } });
+    // The organization's state is the next allocation's now.
+    const ofFirst = { organization_id: first.organizationId, gateway_id: first.gw.gatewayId };
+    const push = await g.client.dataPush({ headers: first.orgAuth, body: { ...ofFirst, timestamp: 'late', data: 'stale state' } });
+    expect(push).toMatchObject({ status: 403, body: { error: 'allocation_ended' } });
+    const pull = await g.client.dataPull({ headers: first.orgAuth, body: ofFirst });
+    expect(pull).toMatchObject({ status: 403, body: { error: 'allocation_ended' } });
     expect(await g.snapshot()).toEqual(before);
   });
 

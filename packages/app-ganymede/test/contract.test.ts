@@ -56,18 +56,36 @@ async function ended() {
   return a;
 }
 
+type Live = Awaited<ReturnType<typeof live>>;
+/** A's state as the example pushes it (the 200s are compared with the example's shape, `data` included). */
+const pushBody = (a: Live, over: Record<string, unknown> = {}) => ({
+  ...ganymedeExamples.dataPush.request.body,
+  organization_id: a.organizationId,
+  gateway_id: a.gw.gatewayId,
+  epoch: 1,
+  base_revision: undefined,
+  ...over,
+});
+const pullBody = (a: Live) => ({ organization_id: a.organizationId, gateway_id: a.gw.gatewayId });
+/** A live allocation whose organization has one snapshot. */
+async function pushed() {
+  const a = await live();
+  expect((await send('dataPush', { headers: a.orgAuth, body: pushBody(a) })).status).toBe(200);
+  return a;
+}
+
 /** A valid body padded past the 64 KiB body limit. */
 const oversize = (body: Record<string, unknown>) => JSON.stringify({ ...body, pad: 'x'.repeat(70 * 1024) });
 const XML = { 'content-type': 'application/xml' };
 const GARBAGE = bearer('garbage');
 
-/** Runs `fn` while the database is broken (a table renamed away), so any query fails: the 500 path. */
-async function withBrokenDatabase<T>(fn: () => Promise<T>): Promise<T> {
-  await g.ganymede.db.exec('ALTER TABLE gateways RENAME TO gateways_away');
+/** Runs `fn` while the database is broken (a table renamed away), so any query of it fails: the 500 path. */
+async function withBrokenDatabase<T>(fn: () => Promise<T>, table = 'gateways'): Promise<T> {
+  await g.ganymede.db.exec(`ALTER TABLE ${table} RENAME TO ${table}_away`);
   try {
     return await fn();
   } finally {
-    await g.ganymede.db.exec('ALTER TABLE gateways_away RENAME TO gateways');
+    await g.ganymede.db.exec(`ALTER TABLE ${table}_away RENAME TO ${table}`);
   }
 }
 
@@ -680,6 +698,211 @@ const cases: Case[] = [
     run: async () => {
       const headers = (await restarting()).orgAuth;
       return withBrokenDatabase(() => send('withdrawRestart', { headers, body: { epoch: 1 } }));
+    },
+  },
+
+  // dataPush
+  {
+    route: 'dataPush',
+    status: 200,
+    how: 'the holder pushes at its epoch, on the latest revision',
+    run: async () => {
+      const a = await pushed();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a, { base_revision: 1 }) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 400,
+    code: 'bad_request',
+    how: 'no data',
+    run: async () => {
+      const a = await live();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a, { data: undefined }) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('dataPush', { headers: GARBAGE, body: pushBody(await live()) }),
+  },
+  {
+    route: 'dataPush',
+    status: 403,
+    code: 'forbidden',
+    how: "the body names another organization than the token's",
+    run: async () => {
+      const a = await live();
+      const b = await live();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(b) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 403,
+    code: 'allocation_ended',
+    how: "the token's allocation ended",
+    run: async () => {
+      const a = await ended();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'an org token for an allocation that does not exist',
+    run: async () => {
+      const [allocation, gateway, organization] = [randomUUID(), randomUUID(), randomUUID()];
+      const headers = await g.orgToken(allocation, gateway, organization);
+      return send('dataPush', { headers, body: { ...pushBody(await live()), organization_id: organization, gateway_id: gateway } });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 409,
+    code: 'stale_epoch',
+    how: 'a successor reclaimed the allocation (epoch 2)',
+    run: async () => {
+      const a = await restarting();
+      await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } }); // epoch 2
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 409,
+    code: 'revision_conflict',
+    how: 'base_revision is not the latest',
+    run: async () => {
+      const a = await pushed();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a, { base_revision: 0 }) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over the snapshot limit (16 MiB)',
+    run: async () => {
+      const a = await live();
+      return send('dataPush', { headers: a.orgAuth, body: pushBody(a, { data: 'x'.repeat(16 * 1024 * 1024) }) });
+    },
+  },
+  {
+    route: 'dataPush',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('dataPush', { headers: { ...(await live()).orgAuth, ...XML }, body: '<push/>' }),
+  },
+  {
+    route: 'dataPush',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => {
+      const a = await live();
+      return withBrokenDatabase(() => send('dataPush', { headers: a.orgAuth, body: pushBody(a) }), 'snapshots');
+    },
+  },
+
+  // dataPull
+  {
+    route: 'dataPull',
+    status: 200,
+    how: 'the organization has a snapshot',
+    run: async () => {
+      const a = await pushed();
+      return send('dataPull', { headers: a.orgAuth, body: pullBody(a) });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 400,
+    code: 'bad_request',
+    how: 'organization_id is not a uuid',
+    run: async () => send('dataPull', { headers: (await live()).orgAuth, body: { organization_id: 'acme' } }),
+  },
+  {
+    route: 'dataPull',
+    status: 401,
+    code: 'unauthorized',
+    how: 'no Authorization',
+    run: async () => send('dataPull', { headers: {}, body: pullBody(await live()) }),
+  },
+  {
+    route: 'dataPull',
+    status: 403,
+    code: 'forbidden',
+    how: "the body names another organization than the token's",
+    run: async () => {
+      const a = await live();
+      const b = await pushed();
+      return send('dataPull', { headers: a.orgAuth, body: pullBody(b) });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 403,
+    code: 'allocation_ended',
+    how: "the token's allocation ended",
+    run: async () => {
+      const a = await pushed();
+      await g.client.stop({ headers: a.orgAuth, body: { reason: 'stop', epoch: 1 } });
+      return send('dataPull', { headers: a.orgAuth, body: pullBody(a) });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 404,
+    code: 'not_found',
+    how: 'nothing was ever pushed for the organization',
+    run: async () => {
+      const a = await live();
+      return send('dataPull', { headers: a.orgAuth, body: pullBody(a) });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 404,
+    code: 'allocation_not_found',
+    how: 'an org token for an allocation that does not exist',
+    run: async () => {
+      const organization = randomUUID();
+      return send('dataPull', {
+        headers: await g.orgToken(randomUUID(), randomUUID(), organization),
+        body: { organization_id: organization },
+      });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB (only a push takes more)',
+    run: async () => {
+      const a = await live();
+      return send('dataPull', { headers: a.orgAuth, body: oversize(pullBody(a)) });
+    },
+  },
+  {
+    route: 'dataPull',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'application/xml',
+    run: async () => send('dataPull', { headers: { ...(await live()).orgAuth, ...XML }, body: '<pull/>' }),
+  },
+  {
+    route: 'dataPull',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => {
+      const a = await pushed();
+      return withBrokenDatabase(() => send('dataPull', { headers: a.orgAuth, body: pullBody(a) }));
     },
   },
 

@@ -21,7 +21,8 @@ export interface HostileContext {
     noticeA: Record<string, string>;
     noticeUnknown: Record<string, string>;
   };
-  ids: { allocationA: string; instanceA: string; freeOrganization: string };
+  /** A's allocation, its process, its organization and gateway; an organization nobody serves. */
+  ids: { allocationA: string; instanceA: string; organizationA: string; gatewayA: string; freeOrganization: string };
 }
 
 export interface HostileRequest {
@@ -174,6 +175,48 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['a body past 64 KiB', json({ epoch: 1, pad: OVERSIZE }), 413, 'payload_too_large'],
     ['naming an allocation the token is not bound to', json({ epoch: 1, allocation_id: UNKNOWN }), 403, 'forbidden'],
     ['an epoch the allocation is not at (int4 max)', json({ epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+  ]);
+
+  // POST /gateway/data/push (organization token): A's state. Unknown top-level keys are dropped, not refused (the
+  // platform's bodies), so none is here; the body limit is the snapshot limit (16 MiB), so no oversize case either.
+  const push = (over: Record<string, unknown>) =>
+    json({ organization_id: ids.organizationA, gateway_id: ids.gatewayA, timestamp: 1, data: { doc: 'A' }, epoch: 1, ...over });
+  add('ganymede', 'dataPush', 'POST', '/gateway/data/push', auth.orgA, [
+    ['organization_id SQL-looking', push({ organization_id: SQL }), 400, 'bad_request'],
+    [
+      'gateway_id with invalid UTF-8 bytes',
+      withInvalidUtf8(`{"organization_id":"${ids.organizationA}","timestamp":1,"data":{},"gateway_id":"`, '"}'),
+      400,
+      'bad_request',
+    ],
+    ['no data', push({ data: undefined }), 400, 'bad_request'],
+    ['data 10 000 nested arrays', push({}).replace('{"doc":"A"}', nested(10_000)), 400, 'bad_request'],
+    ['data 600 nested objects', push({}).replace('{"doc":"A"}', '{"a":'.repeat(600) + '1' + '}'.repeat(600)), 400, 'bad_request'],
+    ['a __proto__ key in data', push({}).replace('{"doc":"A"}', '{"__proto__":{"admin":true}}'), 400, 'bad_request'],
+    ['a constructor.prototype key in data', push({}).replace('{"doc":"A"}', '{"constructor":{"prototype":{"x":1}}}'), 400, 'bad_request'],
+    ['epoch 1e308', push({}).replace('"epoch":1', '"epoch":1e308'), 400, 'bad_request'],
+    ['base_revision -1', push({ base_revision: -1 }), 400, 'bad_request'],
+    ['base_revision 2**53', push({}).replace('"epoch":1', `"epoch":1,"base_revision":${TWO_POW_53}`), 400, 'bad_request'],
+    ['base_revision "NaN"', push({ base_revision: 'NaN' }), 400, 'bad_request'],
+    ['timestamp a 60 000-character string', push({ timestamp: LONG }), 400, 'bad_request'],
+    ['timestamp 1e999 (Infinity)', push({}).replace('"timestamp":1', '"timestamp":1e999'), 400, 'bad_request'],
+    ['the body JSON-encoded twice', json(push({})), 400, 'bad_request'],
+    ['text/plain', push({}), 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+    ['naming an organization the token is not bound to', push({ organization_id: UNKNOWN }), 403, 'forbidden'],
+    ['naming a gateway the token is not bound to', push({ gateway_id: UNKNOWN }), 403, 'forbidden'],
+    ['an epoch the allocation is not at (int4 max)', push({ epoch: 2_147_483_647 }), 409, 'stale_epoch'],
+    ['a base_revision past the latest (none yet)', push({ base_revision: 7 }), 409, 'revision_conflict'],
+  ]);
+
+  // POST /gateway/data/pull (organization token)
+  add('ganymede', 'dataPull', 'POST', '/gateway/data/pull', auth.orgA, [
+    ['organization_id SQL-looking', json({ organization_id: SQL }), 400, 'bad_request'],
+    ['organization_id an array of it', json({ organization_id: [ids.organizationA] }), 400, 'bad_request'],
+    ['gateway_id 1e308', `{"organization_id":"${ids.organizationA}","gateway_id":1e308}`, 400, 'bad_request'],
+    ['a nested __proto__ key', `{"x":{"__proto__":{"y":1}},"organization_id":"${ids.organizationA}"}`, 400, 'bad_request'],
+    ['a body past 64 KiB', json({ organization_id: ids.organizationA, pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['naming an organization the token is not bound to', json({ organization_id: UNKNOWN }), 403, 'forbidden'],
+    ['nothing was pushed yet', json({ organization_id: ids.organizationA }), 404, 'not_found'],
   ]);
 
   // POST /admin/gateways (admin token)

@@ -42,7 +42,13 @@ beforeAll(async () => {
       noticeA: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, allocation.allocation_id, 3600)),
       noticeUnknown: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, UNKNOWN, 3600)),
     },
-    ids: { allocationA: allocation.allocation_id, instanceA: instanceId, freeOrganization: randomUUID() },
+    ids: {
+      allocationA: allocation.allocation_id,
+      instanceA: instanceId,
+      organizationA,
+      gatewayA: a.gatewayId,
+      freeOrganization: randomUUID(),
+    },
   };
   context.auth.user = await g.userToken(context.ids.freeOrganization);
 });
@@ -70,7 +76,13 @@ const STAND_IN: HostileContext = {
     noticeA: bearer('n'),
     noticeUnknown: bearer('n'),
   },
-  ids: { allocationA: randomUUID(), instanceA: randomUUID(), freeOrganization: randomUUID() },
+  ids: {
+    allocationA: randomUUID(),
+    instanceA: randomUUID(),
+    organizationA: randomUUID(),
+    gatewayA: randomUUID(),
+    freeOrganization: randomUUID(),
+  },
 };
 const NAMES = hostileCorpus(STAND_IN).map((c, i) => [`${c.api} ${c.route}: ${c.name} (${c.status})`, i] as const);
 

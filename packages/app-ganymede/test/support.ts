@@ -139,13 +139,13 @@ export async function closedUrl() {
 
 /** Every row of every table, in a stable order. */
 export async function snapshotOf(db: Database) {
-  const tables = ['gateways', 'allocations', 'allocation_events'];
+  const tables = { gateways: '1', allocations: '1', allocation_events: '1', organization_state: '1', snapshots: '1, 2' };
   const out: Record<string, unknown[]> = {};
-  for (const t of tables) out[t] = (await db.query(`SELECT * FROM ${t} ORDER BY 1`)).rows;
+  for (const [t, order] of Object.entries(tables)) out[t] = (await db.query(`SELECT * FROM ${t} ORDER BY ${order}`)).rows;
   return out;
 }
 
-export const truncateAll = (db: Database) => db.exec('TRUNCATE allocation_events, allocations, gateways');
+export const truncateAll = (db: Database) => db.exec('TRUNCATE snapshots, organization_state, allocation_events, allocations, gateways');
 
 /** A fresh database of the suite's kind with the schema applied. */
 export const openMigratedDatabase = (): Promise<Database> => openMigratedTestDatabase();

@@ -15,6 +15,8 @@ export const NEEDS: Record<Route, Kind> = {
   stop: 'organization',
   restart: 'organization',
   withdrawRestart: 'organization',
+  dataPush: 'organization',
+  dataPull: 'organization',
   addGateway: 'admin',
   status: 'admin',
   allocation: 'admin',

@@ -79,6 +79,9 @@ function tampered(token: string, change: (payload: Record<string, unknown>) => R
   return remember([header, Buffer.from(JSON.stringify(change(decoded))).toString('base64url'), signature].join('.'));
 }
 
+/** What a /gateway/data body names: the allocation's organization and gateway. */
+const stateOf = (x: World['a']) => ({ organization_id: x.organizationId, gateway_id: x.gw.gatewayId });
+
 /** A request to `route` that changes state (or reads) when its token is accepted. */
 function request(route: Route, w: World, authorization: string, body?: Record<string, unknown>) {
   const bodies: Record<Route, Record<string, unknown> | undefined> = {
@@ -89,6 +92,8 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
     stop: { reason: 'stop', epoch: 1 },
     restart: { reason: 'reload', epoch: 1 },
     withdrawRestart: { epoch: 1 },
+    dataPush: { ...stateOf(w.a), timestamp: new Date().toISOString(), data: { accepted: 'would be stored' }, epoch: 1 },
+    dataPull: stateOf(w.a),
     addGateway: { url: 'http://127.0.0.1:4199' },
     status: undefined,
     allocation: undefined,
@@ -200,6 +205,46 @@ badTokens.push(
     token: async (w) => tokenOf(w.e.orgAuth),
   },
   {
+    route: 'dataPush',
+    what: "an ended allocation's organization token",
+    status: 403,
+    error: 'allocation_ended',
+    token: async (w) => tokenOf(w.e.orgAuth),
+    body: (w) => ({ ...stateOf(w.e), timestamp: 1, data: { late: true }, epoch: 1 }),
+  },
+  {
+    route: 'dataPull',
+    what: "an ended allocation's organization token",
+    status: 403,
+    error: 'allocation_ended',
+    token: async (w) => tokenOf(w.e.orgAuth),
+    body: (w) => stateOf(w.e),
+  },
+  {
+    route: 'dataPush',
+    what: "A's organization token naming B's organization",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => ({ ...stateOf(w.b), timestamp: 1, data: { overwrite: 'B' }, epoch: 1 }),
+  },
+  {
+    route: 'dataPush',
+    what: "A's organization token naming B's gateway",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => ({ ...stateOf(w.a), gateway_id: w.b.gw.gatewayId, timestamp: 1, data: { overwrite: 'B' }, epoch: 1 }),
+  },
+  {
+    route: 'dataPull',
+    what: "A's organization token naming B's organization",
+    status: 403,
+    error: 'forbidden',
+    token: async (w) => tokenOf(w.a.orgAuth),
+    body: (w) => stateOf(w.b),
+  },
+  {
     route: 'stop',
     what: "A's organization token naming B's allocation",
     status: 403,
@@ -291,6 +336,8 @@ describe('the right token', () => {
       'ready',
       'addGateway',
       'start',
+      'dataPush',
+      'dataPull',
       'restart',
       'withdrawRestart',
       'stop',
@@ -336,6 +383,10 @@ describe('secrets never reach the logs', () => {
     const id = config.body.allocation_id;
     expect((await g.client.ready({ headers: auth, body: { allocation_id: id, instance_id: instance } })).status).toBe(200);
     expect((await g.client.lease({ headers: auth, body: { instance_id: instance, allocation_id: id, epoch: 1 } })).status).toBe(200);
+    const state = { organization_id: org, gateway_id: gw.body.gateway_id };
+    const pushed = await g.client.dataPush({ headers: orgAuth, body: { ...state, timestamp: 1, data: { n: 1 }, epoch: 1 } });
+    expect(pushed.status).toBe(200);
+    expect((await g.client.dataPull({ headers: orgAuth, body: state })).status).toBe(200);
     expect((await g.client.restart({ headers: orgAuth, body: { reason: 'deploy', epoch: 1 } })).status).toBe(200);
     expect((await g.client.ready({ headers: auth, body: { allocation_id: id, instance_id: randomUUID() } })).status).toBe(200);
     expect((await g.client.status({ headers: g.admin })).status).toBe(200);
@@ -368,6 +419,8 @@ describe('secrets never reach the logs', () => {
         await g.client.restart({ headers: orgAuth, body: { reason: 'reload', epoch: 2 } }),
         await g.client.withdrawRestart({ headers: orgAuth, body: { epoch: 2 } }),
         await g.client.stop({ headers: orgAuth, body: { reason: 'stop', epoch: 2 } }),
+        await g.client.dataPush({ headers: orgAuth, body: { ...state, timestamp: 2, data: { n: 2 }, epoch: 2 } }),
+        await g.client.dataPull({ headers: orgAuth, body: state }),
         await g.client.status({ headers: g.admin }),
         await g.client.allocation({ headers: g.admin, params: { allocation_id: id } }),
       ];
@@ -380,7 +433,8 @@ describe('secrets never reach the logs', () => {
     // The check means something: requests, transitions and 500s were all logged.
     expect(lines.some((l) => l.includes('incoming request'))).toBe(true);
     expect(lines.some((l) => l.includes('"transition":"restart_requested"'))).toBe(true);
-    expect(lines.filter((l) => l.includes('request failed')).length).toBeGreaterThanOrEqual(9);
+    expect(lines.filter((l) => l.includes('request failed')).length).toBeGreaterThanOrEqual(11);
+    expect(lines.some((l) => l.includes('snapshot stored'))).toBe(true);
     expect(seen.size).toBeGreaterThan(20);
 
     expect(secretLeaks(lines, seen, SIGNING_KEY)).toEqual([]);

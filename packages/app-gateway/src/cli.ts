@@ -106,6 +106,7 @@ async function run(config: GatewayConfig): Promise<never> {
   const answerSupervisor = async (message: ToChild) => {
     switch (message.type) {
       case 'accept':
+        if (message.state !== undefined) gateway.adoptState(Buffer.from(message.state, 'base64'));
         await gateway.listen();
         return tell({ type: 'accepting', port: gateway.port()! });
       case 'prepare':
@@ -115,8 +116,8 @@ async function run(config: GatewayConfig): Promise<never> {
         return tell({ type: 'withdrawn', epoch: await gateway.withdrawHandover() });
       case 'drain': {
         exitCode = EXIT_CODES.restart;
-        const drained = gateway.drain(); // stops accepting before it returns
-        tell({ type: 'draining' });
+        const { state, drained } = gateway.drain(); // stops accepting before it returns
+        tell({ type: 'draining', ...(state ? { state: Buffer.from(state).toString('base64') } : {}) });
         setTimeout(() => exit(EXIT_CODES.restart, 'drain_timeout'), config.drainTimeoutMs + config.shutdownTimeoutMs).unref();
         return exit(await drained, 'exit');
       }

@@ -31,6 +31,8 @@ export interface GatewayConfig {
   drainTimeoutMs: number;
   /** A hot restart's successor must have reclaimed (or come up idle) within this long, or the restart is withdrawn. */
   handoverTimeoutMs: number;
+  /** The organization's state is pushed this often when it changed (a crash loses at most this much). */
+  autosaveMs: number;
 }
 
 /** What `gateway reload` and `gateway stop` need: where the supervisor's pid file and the marker files are. */
@@ -60,6 +62,7 @@ export const SETTINGS = {
   listenFd: { env: 'GATEWAY_LISTEN_FD', flag: 'listen-fd' },
   drainTimeoutMs: { env: 'GATEWAY_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms' },
   handoverTimeoutMs: { env: 'GATEWAY_HANDOVER_TIMEOUT_MS', flag: 'handover-timeout-ms' },
+  autosaveMs: { env: 'GATEWAY_AUTOSAVE_MS', flag: 'autosave-ms' },
 } as const satisfies Record<keyof GatewayConfig, { env: string; flag: string }>;
 
 export type SettingFlag = (typeof SETTINGS)[keyof typeof SETTINGS]['flag'];
@@ -90,6 +93,7 @@ const schemas = {
   listenFd: int(3, 65_535).optional(),
   drainTimeoutMs: int(100, 3_600_000).default('30000'),
   handoverTimeoutMs: int(100, 3_600_000).default('30000'),
+  autosaveMs: int(100, 3_600_000).default('5000'),
 } satisfies Record<keyof GatewayConfig, z.ZodTypeAny>;
 
 type Key = keyof typeof schemas;

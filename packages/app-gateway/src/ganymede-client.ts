@@ -12,6 +12,8 @@
  */
 import {
   type ConfigBody,
+  type DataPullBody,
+  type DataPushBody,
   type GanymedeContract,
   ganymedeContract,
   type LeaseBody,
@@ -73,6 +75,14 @@ export interface GanymedeClient {
   ): Promise<GanymedeAnswer<'withdrawRestart'>>;
   /** POST /gateway/stop (organization token). */
   stop(token: string, body: z.input<typeof StopBody>, options?: CallOptions): Promise<GanymedeAnswer<'stop'>>;
+  /**
+   * POST /gateway/data/push (organization token): stores the organization's state as its next revision. A stale
+   * `epoch` (409 stale_epoch), a `base_revision` that is not the latest (409 revision_conflict) and an ended
+   * allocation (403 allocation_ended) are answers, not exceptions.
+   */
+  dataPush(token: string, body: z.input<typeof DataPushBody>, options?: CallOptions): Promise<GanymedeAnswer<'dataPush'>>;
+  /** POST /gateway/data/pull (organization token): the organization's latest snapshot; 404 when none was pushed. */
+  dataPull(token: string, body: z.input<typeof DataPullBody>, options?: CallOptions): Promise<GanymedeAnswer<'dataPull'>>;
   /** POST /admin/gateways (admin token). */
   addGateway(token: string, body: z.input<typeof AddGatewayBody>, options?: CallOptions): Promise<GanymedeAnswer<'addGateway'>>;
   /** GET /admin/status (admin token). */
@@ -172,6 +182,10 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
     withdrawRestart: (token, body, o) =>
       call('POST /gateway/restart/withdraw', o, (signal) => raw.withdrawRestart({ headers: auth(token), body, fetchOptions: { signal } })),
     stop: (token, body, o) => call('POST /gateway/stop', o, (signal) => raw.stop({ headers: auth(token), body, fetchOptions: { signal } })),
+    dataPush: (token, body, o) =>
+      call('POST /gateway/data/push', o, (signal) => raw.dataPush({ headers: auth(token), body, fetchOptions: { signal } })),
+    dataPull: (token, body, o) =>
+      call('POST /gateway/data/pull', o, (signal) => raw.dataPull({ headers: auth(token), body, fetchOptions: { signal } })),
     addGateway: (token, body, o) =>
       call('POST /admin/gateways', o, (signal) => raw.addGateway({ headers: auth(token), body, fetchOptions: { signal } })),
     status: (token, o) => call('GET /admin/status', o, (signal) => raw.status({ headers: auth(token), fetchOptions: { signal } })),

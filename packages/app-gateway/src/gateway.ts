@@ -32,6 +32,9 @@ import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import { Serial, within } from './serial.js';
 import { tellGanymede } from './shutdown-call.js';
+import { StateKeeper } from './state-keeper.js';
+import type { Workload, WorkloadHost } from './workload.js';
+import { sharedDocument } from './workloads/shared-document.js';
 import type { ShutdownRequest } from './shutdown-reason.js';
 
 /** The allocation this process holds, with what it needs to speak for it. */
@@ -54,6 +57,8 @@ export interface GatewayOptions {
   onSuperseded?: (reason: string) => void;
   /** Started by the supervisor to take over from a running process (arms the `…@successor` failpoints). */
   successor?: boolean;
+  /** What the gateway serves for its organization (workload.ts); the built-in shared document by default. */
+  workload?: Workload;
 }
 
 /** An idle keep-alive connection of a draining process is closed only after this long (see `drain`). */
@@ -91,6 +96,7 @@ export class Gateway implements GatewayView {
   private noticeKey: KeyObject | null | 'unusable' = null;
   private readonly onSuperseded: (reason: string) => void;
   private readonly successor: boolean;
+  private readonly stateKeeper: StateKeeper;
   private drained: Promise<number> | undefined;
 
   constructor(options: GatewayOptions) {
@@ -103,6 +109,13 @@ export class Gateway implements GatewayView {
     this.successor = options.successor ?? false;
     this.app = createGatewayServer(this, { logger: options.logger });
     registerOrgSocket(this.app, this);
+    const workload = options.workload ?? sharedDocument;
+    this.stateKeeper = new StateKeeper({ client: this.client, config: this.config, log: this.log, workload, held: () => this.held });
+    const host: WorkloadHost = {
+      state: (organizationId) => (servesTraffic(this.current) ? this.stateKeeper.state(organizationId) : null),
+      acceptsSessions: () => this.current === 'up' || this.current === 'handing_over',
+    };
+    void this.app.register(async (scope) => workload.routes(scope, host));
   }
 
   phase(): Phase {
@@ -220,6 +233,7 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409 && answer.body.error === 'allocation_ended') {
       this.held = null;
+      this.stateKeeper.close('stop');
       this.log.warn(
         { event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
         'the allocation ended: no longer serving it',
@@ -229,6 +243,7 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409) {
       this.held = null;
+      this.stateKeeper.close('superseded');
       this.current = 'stood_down'; // no more renewals or claims: the process that took over makes them
       this.log.warn(
         { event: 'superseded', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
@@ -288,7 +303,7 @@ export class Gateway implements GatewayView {
           const { allocation, reclaimed } = claimed.body;
           this.readyAnswered(claimed.body);
           if (allocation?.allocation_id === allocation_id) {
-            this.hold(configured.body, allocation);
+            await this.hold(configured.body, allocation, deadline);
             this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${allocation.epoch}`);
             return;
           }
@@ -337,14 +352,25 @@ export class Gateway implements GatewayView {
     }
   }
 
-  private hold(config: ConfigBody, served: ServedAllocation): void {
-    this.held = {
+  /**
+   * Holds the allocation, its organization's state restored first (so no request reaches an empty organization).
+   * At boot (`deadline`) the pull is retried like every boot call; on a notice it is one call (a failure: 503).
+   */
+  private async hold(config: ConfigBody, served: ServedAllocation, deadline?: number): Promise<void> {
+    const held: HeldAllocation = {
       allocationId: served.allocation_id,
       organizationId: served.organization_id,
       organizationToken: config.organization_token,
       epoch: served.epoch,
       state: served.state,
     };
+    const token = held.organizationToken;
+    await this.stateKeeper.openFor(held, (body) =>
+      deadline === undefined
+        ? this.client.dataPull(token, body)
+        : this.bootCall('POST /gateway/data/pull', deadline, (signal) => this.client.dataPull(token, body, { signal })),
+    );
+    this.held = held;
   }
 
   /**
@@ -392,7 +418,7 @@ export class Gateway implements GatewayView {
       if (ready.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', ready);
       this.readyAnswered(ready.body);
       if (ready.body.allocation?.allocation_id !== allocationId) return ended('Ganymede answered another allocation');
-      this.hold(config.body, ready.body.allocation);
+      await this.hold(config.body, ready.body.allocation);
       this.log.info({ event: 'claimed', ...this.context() }, 'claimed the allocation: serving');
       return { status: 200, body: this.whoami() };
     } catch (error) {
@@ -413,6 +439,8 @@ export class Gateway implements GatewayView {
     await this.serial.idle();
     const held = this.held;
     if (!held) return;
+    // While this epoch is still the allocation's: the successor pulls this at the latest.
+    await this.stateKeeper.push('handover');
     try {
       await tellGanymede(this.shutdownCallDeps(), { kind: 'restart', reason }, held, this.config.requestTimeoutMs, this.context());
     } catch (error) {
@@ -468,20 +496,31 @@ export class Gateway implements GatewayView {
    * so clients reconnect to the successor, finish what is open within the drain timeout, and resolve with exit
    * code 75. Ganymede is not called again: the allocation is the successor's.
    */
-  drain(): Promise<number> {
-    if (this.drained) return this.drained;
+  drain(): { state: Uint8Array | null; drained: Promise<number> } {
+    if (this.drained) return { state: null, drained: this.drained };
     this.current = 'draining';
     clearTimeout(this.leaseTimer);
     const finished = drain(this.app, { idleGraceMs: IDLE_GRACE_MS, deadlineMs: this.config.drainTimeoutMs });
     const sockets = closeOrgSockets(this.app, WS_CLOSE.serviceRestart);
-    this.log.info({ event: 'draining', websockets: sockets, ...this.context() }, 'the successor accepts: draining');
+    // Sessions closed first, so the snapshot holds every change they made; the successor persists it.
+    this.stateKeeper.freeze();
+    const state = this.stateKeeper.snapshot();
+    this.stateKeeper.close('restart');
+    this.log.info({ event: 'draining', websockets: sockets, state_bytes: state?.length ?? null, ...this.context() }, 'the successor accepts: draining');
     this.drained = finished.then(async ({ forced }) => {
       await this.client.destroy().catch(() => undefined);
       this.current = 'stopped';
       this.log.info({ event: 'drained', forced, ...this.context() }, forced ? 'drain deadline: connections closed' : 'drained');
       return EXIT_CODES.restart;
     });
-    return this.drained;
+    return { state, drained: this.drained };
+  }
+
+  /** A hot restart's successor takes its predecessor's final state (then persists it at its own epoch). */
+  adoptState(bytes: Uint8Array): void {
+    if (!this.held) return;
+    this.stateKeeper.adopt(this.held, bytes);
+    void this.stateKeeper.push('adopted');
   }
 
   /**
@@ -523,6 +562,8 @@ export class Gateway implements GatewayView {
     }
     const held = this.held;
     if (held) {
+      await this.stateKeeper.push(kind, remaining());
+      this.stateKeeper.close(kind);
       try {
         await tellGanymede(this.shutdownCallDeps(), request, held, remaining(), this.context());
       } catch (error) {

@@ -3,20 +3,26 @@
  *
  *   supervisor → current child   prepare {reason}   call /gateway/restart, keep serving           → prepared
  *   supervisor → successor       (started)          settle with Ganymede, accept nothing yet      → ready
- *   supervisor → current child   drain              stop accepting, finish what is open, exit 75  → draining
- *   supervisor → successor       accept             accept on the shared socket                   → accepting
+ *   supervisor → current child   drain              stop accepting, close sessions, snapshot,     → draining {state}
+ *                                                   finish what is open, exit 75
+ *   supervisor → successor       accept {state}     restore the state, accept on the shared socket → accepting
  *   supervisor → current child   withdraw           the successor failed: withdraw the restart    → withdrawn
  *
  * The first child of a supervisor gets `accept` as soon as it says `ready`; a crash restart too.
  */
 import type { RestartReason } from '@ganymede/contracts';
 
-export type ToChild = { type: 'prepare'; reason: RestartReason } | { type: 'drain' } | { type: 'accept' } | { type: 'withdraw' };
+/** `state`: the old process's final snapshot (base64), handed to the successor before it accepts. */
+export type ToChild =
+  | { type: 'prepare'; reason: RestartReason }
+  | { type: 'drain' }
+  | { type: 'accept'; state?: string }
+  | { type: 'withdraw' };
 
 export type FromChild =
   | { type: 'prepared' }
   | { type: 'ready' }
-  | { type: 'draining' }
+  | { type: 'draining'; state?: string }
   | { type: 'accepting'; port: number }
   | { type: 'withdrawn'; epoch: number | null };
 

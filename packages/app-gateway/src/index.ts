@@ -25,3 +25,5 @@ export { decideShutdown, resolveShutdownReason, SHUTDOWN_SIGNALS, STOP_REASON_FI
 export type { ShutdownDecision, ShutdownRequest, ShutdownSignal } from './shutdown-reason.js';
 export { crashBackoff, DEFAULT_SUPERVISOR_BACKOFF, Supervisor } from './supervisor.js';
 export { CHILD_PID_FILE, SUPERVISOR_PID_FILE } from './pid-file.js';
+export type { OrganizationState, StateContext, Workload, WorkloadHost } from './workload.js';
+export { SHARED_DOCUMENT_PATH, SharedDocument, sharedDocument } from './workloads/shared-document.js';

@@ -321,16 +321,19 @@ export class Supervisor {
       if (this.stopping) return 'abandoned';
       if (!ready) return await this.successorFailed(old, next, startedAt);
 
+      let state: string | undefined;
       if (old.alive()) {
         old.send({ type: 'drain' });
-        if (!(await old.next('draining', ANSWER_TIMEOUT_MS)) && old.alive()) {
+        const draining = await old.next('draining', ANSWER_TIMEOUT_MS);
+        state = draining?.state;
+        if (!draining && old.alive()) {
           this.log.error({ event: 'drain_unanswered', child_pid: old.pid }, 'the serving child did not stop accepting: SIGKILL');
           old.kill('SIGKILL');
           await old.exited;
         }
         if (old.alive()) this.retire(old);
       }
-      next.send({ type: 'accept' });
+      next.send({ type: 'accept', ...(state === undefined ? {} : { state }) });
       const accepting = await next.next('accepting', ANSWER_TIMEOUT_MS);
       this.current = next;
       this.accepting = accepting !== null;

@@ -17,6 +17,8 @@ const invoke: Record<RouteName, (client: GanymedeClient) => Promise<{ status: nu
   stop: (c) => c.stop(TOKEN, ganymedeExamples.stop.request.body),
   restart: (c) => c.restart(TOKEN, ganymedeExamples.restart.request.body),
   withdrawRestart: (c) => c.withdrawRestart(TOKEN, ganymedeExamples.withdrawRestart.request.body),
+  dataPush: (c) => c.dataPush(TOKEN, ganymedeExamples.dataPush.request.body),
+  dataPull: (c) => c.dataPull(TOKEN, ganymedeExamples.dataPull.request.body),
   addGateway: (c) => c.addGateway(TOKEN, ganymedeExamples.addGateway.request.body),
   status: (c) => c.status(TOKEN),
   allocation: (c) => c.allocation(TOKEN, ganymedeExamples.allocation.request.params.allocation_id),
@@ -95,6 +97,44 @@ describe('withdrawRestart', () => {
   it('times out like any call', async () => {
     fake.answers.withdrawRestart = () => 'hang';
     await expect(client.withdrawRestart(TOKEN, { epoch: 2 }, { timeoutMs: 100 })).rejects.toBeInstanceOf(GanymedeTimeoutError);
+  });
+});
+
+describe('dataPush and dataPull', () => {
+  const push = ganymedeExamples.dataPush;
+  const pull = ganymedeExamples.dataPull;
+
+  it("post the platform's bodies as given; stale epochs, revision conflicts and an empty organization are answers", async () => {
+    // The platform's own push: no epoch, no base_revision.
+    const { epoch: _epoch, base_revision: _base, ...platform } = push.request.body;
+    fake.answers.dataPush = () => ({ status: 200, body: { ...push.responses[200], epoch: null } });
+    const before = fake.calls.length;
+    expect(await client.dataPush(TOKEN, platform)).toMatchObject({ status: 200, body: { revision: 3, epoch: null } });
+    expect(fake.calls[before]).toMatchObject({ method: 'POST', url: '/gateway/data/push', body: platform });
+    fake.answers.dataPush = () => ({ status: 409, body: push.responses[409] });
+    expect(await client.dataPush(TOKEN, push.request.body)).toMatchObject({ status: 409, body: { error: 'revision_conflict' } });
+    fake.answers.dataPush = () => ({
+      status: 409,
+      body: { error: 'stale_epoch', message: 'epoch 2 is stale: the allocation is at epoch 3' },
+    });
+    expect(await client.dataPush(TOKEN, push.request.body)).toMatchObject({ status: 409, body: { error: 'stale_epoch' } });
+    fake.answers.dataPull = () => ({ status: 404, body: pull.responses[404] });
+    expect(await client.dataPull(TOKEN, { organization_id: pull.request.body.organization_id })).toMatchObject({
+      status: 404,
+      body: { error: 'not_found' },
+    });
+    fake.answers.dataPull = () => ({ status: 200, body: pull.responses[200] });
+    expect(await client.dataPull(TOKEN, pull.request.body)).toEqual(expect.objectContaining({ status: 200, body: pull.responses[200] }));
+  });
+
+  it('a snapshot off the contract (a checksum of another kind) throws', async () => {
+    fake.answers.dataPull = () => ({ status: 200, body: { ...pull.responses[200], checksum: 'md5:abc' } });
+    await expect(client.dataPull(TOKEN, pull.request.body)).rejects.toBeInstanceOf(ResponseValidationError);
+  });
+
+  it('time out like any call', async () => {
+    fake.answers.dataPush = () => 'hang';
+    await expect(client.dataPush(TOKEN, push.request.body, { timeoutMs: 100 })).rejects.toBeInstanceOf(GanymedeTimeoutError);
   });
 });
 

@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { ErrorBody } from '@ganymede/contracts';
-import { type AppRouter, ResponseValidationError } from '@ts-rest/core';
+import { type AppRoute, type AppRouter, ResponseValidationError } from '@ts-rest/core';
 import { initServer, RequestValidationError, type RouterImplementation } from '@ts-rest/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ZodError } from 'zod';
@@ -31,7 +31,7 @@ export const LOG_REDACT = {
   censor: '[redacted]',
 };
 
-/** Bodies past this many bytes are refused with 413 before any handler runs. */
+/** Bodies past this many bytes are refused with 413 before any handler runs (unless a route has its own limit). */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
@@ -68,6 +68,11 @@ export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
 export interface ServerOptions {
   logger: FastifyBaseLogger | false;
   timeouts?: Partial<HttpTimeouts>;
+  /**
+   * Routes of the contract that take larger (or smaller) bodies than BODY_LIMIT_BYTES, with their own limit in
+   * bytes. Past it, 413 before the handler runs, as for any other route.
+   */
+  bodyLimits?: ReadonlyMap<AppRoute, number>;
 }
 
 const describeZod = (where: string, error: ZodError | null): string[] =>
@@ -178,8 +183,19 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
   app.addHook('onSend', async (_request, reply) => {
     if (windingDown.has(app)) reply.header('connection', 'close');
   });
+  // ts-rest registers each route with its contract route in `config.tsRestRoute`: that is how a route is found.
+  const bodyLimits = options.bodyLimits;
+  if (bodyLimits?.size) {
+    app.addHook('onRoute', (routeOptions) => {
+      const route = (routeOptions.config as { tsRestRoute?: AppRoute } | undefined)?.tsRestRoute;
+      const limit = route && bodyLimits.get(route);
+      if (limit !== undefined) routeOptions.bodyLimit = limit;
+    });
+  }
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = errorReply(error);
+    // Fastify's own message names no number; the limit is the route's.
+    if (status === 413) body.message = `request body is larger than ${request.routeOptions.bodyLimit ?? BODY_LIMIT_BYTES} bytes`;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     return reply.status(status).send(body);
   });

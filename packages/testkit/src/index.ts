@@ -51,3 +51,4 @@ export {
 export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } from './steady-load-process.js';
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
+export { type DocClient, openDoc } from './doc-client.js';
