@@ -149,7 +149,11 @@ async function main(): Promise<void> {
 
 main().then(
   () => {
-    console.log(failures.length ? `\nDEMO FAILED: ${failures.join('; ')}` : '\nDemo passed: the hot restart kept the allocation and served every request.');
+    console.log(
+      failures.length
+        ? `\nDEMO FAILED: ${failures.join('; ')}`
+        : '\nDemo passed: the hot restart kept the allocation and served every request.',
+    );
     process.exitCode = failures.length ? 1 : 0;
   },
   (error: unknown) => {

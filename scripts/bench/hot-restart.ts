@@ -67,7 +67,7 @@ export interface PhaseFigures {
 
 /** Failed requests of one window of the run, by code (ECONNRESET, TIMEOUT, HTTP 503, …). */
 export interface FailureWindow {
-  /** `restart 7` (from `gateway reload` to the old process's exit) or `steady before restart 7` / `steady after restart 30`. */
+  /** `warm-up`, `restart 7` (its `restart` phase) or `steady after restart 7`. */
   window: string;
   /** Milliseconds since the load started, at the end of the window. */
   at_ms: number;
@@ -178,17 +178,12 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
       commandMs.push(performance.now() - c0);
     }
   };
-  /** Attributes what changed since `before` to a steady spell and to the restart after it (if any). */
-  const account = (now: LoadReport, steadyLabel: string, restartLabel: string | null) => {
+  /** Attributes what changed since `before` (the previous window's end) to the window `label` ending now. */
+  const account = (now: LoadReport, label: string) => {
     const was = before!;
-    const steadyFailed = (now.phases.steady?.failed ?? 0) - (was.phases.steady?.failed ?? 0);
-    const restartFailed = (now.phases.restart?.failed ?? 0) - (was.phases.restart?.failed ?? 0);
-    // Codes are not kept by phase: where both have failures, each lists the codes of both.
-    const errors = errorDelta(now.errors, was.errors);
-    if (steadyFailed > 0) failureWindows.push({ window: steadyLabel, at_ms: now.durationMs, failed: steadyFailed, errors });
-    if (restartFailed > 0 && restartLabel)
-      failureWindows.push({ window: restartLabel, at_ms: now.durationMs, failed: restartFailed, errors });
-    if (now.maxGapMs > was.maxGapMs) maxGapWindow = restartLabel ? `${steadyLabel} or ${restartLabel}` : steadyLabel;
+    const failed = now.failed - was.failed;
+    if (failed > 0) failureWindows.push({ window: label, at_ms: now.durationMs, failed, errors: errorDelta(now.errors, was.errors) });
+    if (now.maxGapMs > was.maxGapMs) maxGapWindow = label;
     before = now;
   };
   let final: LoadReport;
@@ -200,6 +195,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
     if (before.failed > 0)
       failureWindows.push({ window: 'warm-up', at_ms: before.durationMs, failed: before.failed, errors: before.errors });
     for (let i = 1; i <= options.restarts; i++) {
+      if (i > 1) account(await timed(() => load.snapshot()), `steady after restart ${i - 1}`);
       const from = gp.proc.logs.length;
       await timed(() => load.phase('restart'));
       const started = performance.now();
@@ -219,7 +215,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
       windows.push(performance.now() - started);
       handovers.push(Number(complete.handover_ms));
       await timed(() => load.phase('steady'));
-      account(await timed(() => load.snapshot()), `steady before restart ${i}`, `restart ${i}`);
+      account(await timed(() => load.snapshot()), `restart ${i}`);
       if (i % 10 === 0 || i === options.restarts) {
         say(
           `   ${mode}: ${i}/${options.restarts} restarts, last handover ${Number(complete.handover_ms).toFixed(0)} ms; ` +
@@ -231,7 +227,7 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
   } finally {
     final = await load.stop();
   }
-  if (before) account(final, `steady after restart ${handovers.length}`, null);
+  if (before) account(final, `steady after restart ${handovers.length}`);
   const last = await whoami(url);
   const served = Object.values(final.byPid);
   const expectedEpoch = first?.epoch === null || first?.epoch === undefined ? null : first.epoch + handovers.length;

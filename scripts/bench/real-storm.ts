@@ -1,8 +1,13 @@
 /**
  * Restart storm, real processes: `count` gateways each under its own supervisor (`gateway supervise`, two node
  * processes each), each serving an organization; then all are reloaded at once, the way `gateway reload` does
- * it (the reload marker, SIGHUP to the supervisor). Timed from the first signal until every new process logged
- * `reclaimed` at epoch 2; then every allocation is checked through the admin API.
+ * it (the reload marker, SIGHUP to the supervisor). A reload is a hot handover: the old process serves on while
+ * its successor boots and reclaims. Timed from the first signal until every supervisor logged `handover_complete`
+ * (its successor serves); then every allocation is checked through the admin API.
+ *
+ * A successor not ready within the gateway's handover timeout (GATEWAY_HANDOVER_TIMEOUT_MS, its default here) is
+ * killed, the old process withdraws the restart and serves on, and the supervisor tries again: such a gateway
+ * ends at an epoch above 2. It is counted as `retried`, not lost: its allocation is still the organization's.
  *
  * These are heavy on two cores: each restart is a node process start (most of a core for a few hundred ms).
  */
@@ -21,11 +26,21 @@ import { mapLimit, sleep, type Summary, summarize } from './stats.js';
 export interface RealStormResult {
   gateways: number;
   total_ms: number;
-  reclaimed_after_ms: Summary;
+  /** Signal → each supervisor's `handover_complete` (its successor serves). */
+  complete_after_ms: Summary;
   lost: number;
   doubled: number;
-  /** Gateways whose new process did not log `reclaimed` at epoch 2 within the time limit. */
+  /** Gateways whose supervisor did not log `handover_complete` within the time limit. */
   timed_out: number;
+  /** Gateways whose handover failed at least once (`handover_failed`) before it completed: they end above epoch 2. */
+  retried: number;
+  /** `handover_failed` lines of all gateways, by reason. */
+  handover_failures: Record<string, number>;
+  /**
+   * The handover lines (supervisor and processes, since the signal) of each gateway that timed out or was retried,
+   * deduplicated, with how many gateways showed them: what happened to them.
+   */
+  retried_lines?: { gateways: number; lines: string }[];
   setup_ms: number;
   /** Resident size of one gateway process and one supervisor, MiB (after the storm). */
   gateway_rss_mib: number;
@@ -87,22 +102,53 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
     await Promise.all(members.map((m) => writeFile(m.marker, 'reload\n')));
     const t0 = performance.now();
     for (const m of members) m.proc.signal('SIGHUP');
-    const reclaimed = await Promise.all(
+    const completed = await Promise.all(
       members.map((m, i) =>
         m.proc
-          .waitForLog((l) => l.event === 'reclaimed' && l.allocation_id === m.allocationId && l.epoch === 2, {
+          .waitForLog((l) => l.event === 'handover_complete' || l.event === 'handover_gave_up', {
             from: from[i],
             timeoutMs: options.timeoutMs,
           })
           .then(
-            () => performance.now() - t0,
+            (l) => (l.event === 'handover_complete' ? performance.now() - t0 : Number.NaN),
             () => Number.NaN,
           ),
       ),
     );
-    const done = reclaimed.filter((t) => Number.isFinite(t));
+    const done = completed.filter((t) => Number.isFinite(t));
+    const failures: Record<string, number> = {};
+    const EVENTS = new Set([
+      'handover_started',
+      'handover_failed',
+      'handover_retry',
+      'handover_gave_up',
+      'handover_complete',
+      'restart_withdrawn',
+      'withdraw_refused',
+      'boot_retry',
+      'boot_failed',
+      'reclaimed',
+      'child_exited',
+    ]);
+    const troubled = new Map<string, number>();
+    let retried = 0;
+    members.forEach((m, i) => {
+      const lines = m.proc.logs.slice(from[i]);
+      const failed = lines.filter((l) => l.event === 'handover_failed');
+      for (const l of failed) failures[JSON.stringify(l.why)] = (failures[JSON.stringify(l.why)] ?? 0) + 1;
+      if (failed.length) retried++;
+      if (failed.length || !Number.isFinite(completed[i])) {
+        const story = lines
+          .filter((l) => EVENTS.has(String(l.event)))
+          .map((l) => `${String(l.event)}${l.epoch !== undefined ? ` ${JSON.stringify(l.epoch)}` : ''}`)
+          .join(' → ');
+        troubled.set(story, (troubled.get(story) ?? 0) + 1);
+      }
+    });
 
-    // Check: every allocation active at epoch 2, reclaimed once; one live allocation per organization.
+    // Check: every allocation still its organization's and active, on its gateway; one live allocation per
+    // organization; and for the gateways whose handover succeeded at once, epoch 2 and the audit trail
+    // allocated → restart_requested → reclaimed.
     const status = await g.client(0).status(g.admin);
     if (status.status !== 200) throw new Error(`status answered ${status.status}`);
     const live = new Map(status.body.gateways.filter((e) => e.allocation_id).map((e) => [e.allocation_id!, e]));
@@ -110,10 +156,11 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
     let doubled = Math.max(0, live.size - members.length);
     await mapLimit(members, 8, async (m, i) => {
       const e = live.get(m.allocationId!);
-      if (!e || e.state !== 'active' || e.epoch !== 2 || e.organization_id !== m.organizationId) {
+      if (!e || e.state !== 'active' || e.organization_id !== m.organizationId || e.gateway_id !== m.gatewayId) {
         lost++;
         return;
       }
+      if (e.epoch !== 2) return; // a retried handover (counted in `retried`)
       const history = await g.client(i).allocation(g.admin, m.allocationId!);
       const kinds = history.status === 200 ? history.body.events.map((ev) => ev.kind).join(',') : '';
       if (kinds !== 'allocated,restart_requested,reclaimed') doubled++;
@@ -124,10 +171,13 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
     return {
       gateways: members.length,
       total_ms: done.length === members.length ? Math.max(...done) : Number.NaN,
-      reclaimed_after_ms: summarize(done),
+      complete_after_ms: summarize(done),
       lost,
       doubled,
       timed_out: members.length - done.length,
+      retried,
+      handover_failures: failures,
+      ...(troubled.size ? { retried_lines: [...troubled].map(([lines, gateways]) => ({ gateways, lines })) } : {}),
       setup_ms,
       gateway_rss_mib: rssMiB(childPid),
       supervisor_rss_mib: rssMiB(last.proc.pid),

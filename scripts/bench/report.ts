@@ -154,7 +154,10 @@ export function evaluateTargets(r: BenchResults): Target[] {
     targets.push({
       what: `Real storm (${row.real.gateways} processes): lost and doubled, ${row.backend}`,
       target: '0 and 0',
-      measured: `${row.real.lost} and ${row.real.doubled}${row.real.timed_out ? ` (${row.real.timed_out} not reclaimed in time)` : ''}`,
+      measured:
+        `${row.real.lost} and ${row.real.doubled}` +
+        (row.real.timed_out ? ` (${row.real.timed_out} handovers not complete in time)` : '') +
+        (row.real.retried ? ` (${row.real.retried} handovers failed first and were retried: allocation kept, epoch > 2)` : ''),
       status: status(row.real.lost === 0 && row.real.doubled === 0 && row.real.timed_out === 0),
     });
   }
@@ -278,8 +281,8 @@ function rows(r: BenchResults): string[][] {
     const startMs = b?.floor_ms.median ?? hot?.floor_ms.median;
     const cpuFloor = startMs === undefined ? Number.NaN : (s.gateways * startMs) / r.machine.cores;
     out.push([
-      `${label}: all reclaimed; per gateway p50 / p99; lost, doubled`,
-      `${ms(s.total_ms)}; ${ms(s.reclaimed_after_ms.median)} / ${ms(s.reclaimed_after_ms.p99)}; ${s.lost}, ${s.doubled}`,
+      `${label}: all handed over; per gateway p50 / p99; lost, doubled; retried`,
+      `${ms(s.total_ms)}; ${ms(s.complete_after_ms.median)} / ${ms(s.complete_after_ms.p99)}; ${s.lost}, ${s.doubled}; ${s.retried ?? '–'}`,
       startMs === undefined ? '' : `${s.gateways} process starts on ${r.machine.cores} cores: ${ms(cpuFloor)}`,
       startMs === undefined ? '' : x(s.total_ms / cpuFloor),
     ]);
@@ -348,6 +351,17 @@ ${mdTable(
     : '';
   const hot = r.hot_restart;
   const hotDetails = hot ? hotRestartDetails(hot, m.cores) : '';
+  const retriedRows = r.real_storms.flatMap((row) =>
+    (row.real?.retried_lines ?? []).map((t) => [row.backend, String(t.gateways), t.lines]),
+  );
+  const retriedDetails = retriedRows.length
+    ? `
+**Real storms: the gateways whose handover failed first or did not complete** (each gateway's handover lines since
+the signal, supervisor and processes, with epochs; how many gateways told each story):
+
+${mdTable(['backend', 'gateways', 'lines'], retriedRows)}
+`
+    : '';
   return `# Benchmarks
 
 Written by \`pnpm bench\` (scripts/bench/) on ${m.date.slice(0, 10)}${r.quick ? ' with `--quick` (a smoke run: small sizes, not a measurement)' : ''}; it took ${fmt(r.duration_s)} s.
@@ -389,7 +403,7 @@ processes, of the machine's cores × the storm's wall time):
 ${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / doubled'], stormDetails)}
 `
       : ''
-  }
+  }${retriedDetails}
 ${analysis}
 
 ## Method
@@ -431,8 +445,13 @@ ${analysis}
   epoch 2 on its gateway and organization; **doubled** = a second live allocation for an organization, or an audit
   trail other than allocated → restart_requested → reclaimed.
 - **3b. Storm, real.** ${r.sizes.realGateways} \`gateway supervise\` processes (each with its child), each serving an organization,
-  all reloaded at once; timed until each new process logged \`reclaimed\` at epoch 2. Its floor: that many process
-  starts (the blackout floor's median) spread over the cores.
+  all reloaded at once (hot handovers: each old process serves until its successor accepts); timed until every
+  supervisor logged \`handover_complete\`. **Lost** = its allocation no longer active for its organization on its
+  gateway; **doubled** = a second live allocation for an organization, or, for a handover that succeeded at once, an
+  audit trail other than allocated → restart_requested → reclaimed; **retried** = handovers whose successor failed
+  first (not ready within the handover timeout, the gateway's default 30 s): the old process withdrew the restart
+  and served on, the supervisor tried again, the allocation ends above epoch 2. Its floor: that many process
+  starts (the handover floor's median) spread over the cores.
 - **4. Floors.** HTTP: a bare Fastify JSON POST route (no contract, validation, logging or database), loaded by
   autocannon from another process (${r.http_floor?.connections ?? 10} connections, ${r.sizes.autocannonSeconds} s). SQL: a single-row
   \`UPDATE … RETURNING\` through the same database door Ganymede uses: PGlite's one connection in a data directory;
@@ -465,13 +484,16 @@ function hotRestartDetails(hot: HotRestartResult, cores: number): string {
         (m) => `${ms(m.handover_ms.median)} / ${ms(m.handover_ms.p95)}`,
       ),
       row(
-        'restart phase (reload command → old process exited), median / p95',
+        'restart phase (reload command → old process exited and successor answering), median / p95',
         (m) => `${ms(m.restart_window_ms.median)} / ${ms(m.restart_window_ms.p95)}`,
       ),
       row('processes that served; requests each, min / median / max', (m) => {
         const p = m.served_per_process;
         return `${p.processes}; ${p.min} / ${fmt(p.median)} / ${p.max}`;
       }),
+      row("load process: a command's round trip (phase, snapshot), median / max", (m) =>
+        m.load_command_ms ? `${ms(m.load_command_ms.median)} / ${ms(m.load_command_ms.max)}` : '–',
+      ),
       row(
         'allocation: epoch first → last',
         (m) => `${m.epochs[0] ?? '–'} → ${m.epochs[1] ?? '–'}${m.allocation_kept ? ', same allocation' : ', NOT kept'}`,

@@ -2,7 +2,7 @@
  * The workload API, embedded as the README shows it: the counter example (packages/app-gateway/examples) in a
  * gateway built in this process, against a real Ganymede. Its state survives a restart into a new Gateway.
  */
-import { Gateway, loadConfig } from '@ganymede/app-gateway';
+import { Gateway, loadConfig, type Workload } from '@ganymede/app-gateway';
 import { registerGateway, startOrganization } from '@ganymede/testkit';
 import pino from 'pino';
 import { request } from 'undici';
@@ -15,13 +15,26 @@ afterEach(async () => {
   for (const gateway of running.splice(0)) await gateway.shutdown({ kind: 'stop', reason: 'stop' });
 });
 
+/** The counter, recording the lifecycle callbacks the gateway makes on its states (the example implements none). */
+const calls: string[] = [];
+const recorded: Workload = {
+  routes: counter.routes,
+  createState: (context) =>
+    Object.assign(counter.createState(context), {
+      serving: () => calls.push('serving'),
+      draining: () => calls.push('draining'),
+      superseded: () => calls.push('superseded'),
+      stopped: () => calls.push('stopped'),
+    }),
+};
+
 describe('an embedded workload', () => {
   it('serves its routes and keeps its state across a restart into a new process', async () => {
     const g = await ganymede();
     const gw = await registerGateway(g);
     const config = loadConfig({ GATEWAY_ID: gw.gateway_id, GATEWAY_TOKEN: gw.token, GANYMEDE_URL: g.url, GATEWAY_PORT: String(gw.port) });
     const start = async () => {
-      const gateway = new Gateway({ config, logger: pino({ level: 'silent' }), workload: counter });
+      const gateway = new Gateway({ config, logger: pino({ level: 'silent' }), workload: recorded });
       running.push(gateway);
       await gateway.start();
       return gateway;
@@ -37,9 +50,12 @@ describe('an embedded workload', () => {
     expect(await increment()).toEqual({ value: 2 });
 
     // A restart pushes the state, then keeps the allocation; the next process pulls it before serving.
+    expect(calls).toEqual(['serving']);
     expect(await first.shutdown({ kind: 'restart', reason: 'reload' })).toBe(75);
+    expect(calls).toEqual(['serving', 'stopped']);
     running.splice(running.indexOf(first), 1);
     await start();
     expect(await increment()).toEqual({ value: 3 });
+    expect(calls).toEqual(['serving', 'stopped', 'serving']);
   });
 });

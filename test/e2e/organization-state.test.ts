@@ -34,7 +34,7 @@ describe('organization state', () => {
     await p.cli('reload');
     await retired(p, from);
     clearInterval(editing);
-    const acknowledged = observer.text.toString();
+    const acknowledged = observer.text.toJSON();
     expect(acknowledged.split(';').length).toBeGreaterThan(2);
 
     const fresh = await open(p.gw.url, organizationId);

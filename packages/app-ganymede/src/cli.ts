@@ -17,6 +17,7 @@ const USAGE = `usage:
                  [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
                  [--crash-loop-limit 5] [--crash-loop-window-seconds 300] [--shutdown-timeout-ms 5000]
                  [--headers-timeout-ms 10000] [--request-timeout-ms 30000]
+                 [--max-snapshot-bytes 16777216] [--snapshot-retention 10]
   ganymede gateway add --url URL [--json]
   ganymede token user --organization UUID [--user ID] [--json]
   ganymede status [--json]
@@ -25,7 +26,8 @@ common: --data-dir DIR (default .ganymede; holds the database and signing key), 
 environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
   GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
   GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
-  GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS`;
+  GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS, GANYMEDE_MAX_SNAPSHOT_BYTES,
+  GANYMEDE_SNAPSHOT_RETENTION`;
 
 const env = process.env;
 const OPTIONS = {
@@ -49,6 +51,8 @@ const OPTIONS = {
   'shutdown-timeout-ms': { type: 'string', default: env.GANYMEDE_SHUTDOWN_TIMEOUT_MS ?? String(DEFAULTS.shutdownTimeoutMs) },
   'headers-timeout-ms': { type: 'string', default: env.GANYMEDE_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.headersMs) },
   'request-timeout-ms': { type: 'string', default: env.GANYMEDE_REQUEST_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.requestMs) },
+  'max-snapshot-bytes': { type: 'string', default: env.GANYMEDE_MAX_SNAPSHOT_BYTES ?? String(DEFAULTS.maxSnapshotBytes) },
+  'snapshot-retention': { type: 'string', default: env.GANYMEDE_SNAPSHOT_RETENTION ?? String(DEFAULTS.snapshotRetention) },
   'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
   'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
   url: { type: 'string' },
@@ -117,6 +121,8 @@ async function serve() {
     crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
     shutdownTimeoutMs,
     httpTimeouts: httpTimeouts(),
+    maxSnapshotBytes: positiveInt('max-snapshot-bytes', values['max-snapshot-bytes']),
+    snapshotRetention: positiveInt('snapshot-retention', values['snapshot-retention']),
     logLevel: values['log-level'],
   });
   let signals = 0;

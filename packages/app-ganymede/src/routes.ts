@@ -74,8 +74,9 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
   }
 
   /**
-   * Shared by /data/push and /data/pull: the organization token, which must be of the organization (and gateway)
-   * the body names. The platform's bodies name both; its tokens never did, so a mismatch is another tenant's.
+   * Shared by /data/push and /data/pull: the organization token, which must be bound to the organization (and the
+   * gateway) the body names. The body's ids are the platform's; the token is what decides, so a body naming another
+   * organization or gateway is refused, never read as a request for that one.
    */
   async function organizationOf(route: Route, authorization: string, body: { organization_id: string; gateway_id?: string }) {
     const claims = await authorize(route, authorization, 'organization');

@@ -132,7 +132,7 @@ function stateOfA() {
 const push = (over: Record<string, unknown>) => () => ({ ...validBody.dataPush(), ...over });
 const pull = (over: Record<string, unknown>) => () => ({ ...validBody.dataPull(), ...over });
 
-/** Bodies wrong in their fields: missing, mistyped, unknown, bad uuids (a function: built from the world). */
+/** Bodies wrong in their fields: missing, mistyped, unknown, bad uuids (a function when built from the world). */
 const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
   start: [
     ['missing organization_id', {}],

@@ -286,6 +286,19 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
   serve('b'.repeat(200), 400, 'bad_request', 'organization a 200-character id');
   serve('NaN', 400, 'bad_request', 'organization NaN');
   serve(UNKNOWN, 404, 'not_found', 'an organization this gateway does not serve');
+  const echo = (param: string) => `/orgs/${param}/echo`;
+  add('gateway', 'echo', 'POST', echo(ids.freeOrganization), {}, [
+    ['data past 60 000 characters', json({ data: 'd'.repeat(60_001) }), 400, 'bad_request'],
+    ['data a number', json({ data: 1e308 }), 400, 'bad_request'],
+    ['an unknown field', json({ data: 'x', organization_id: ids.freeOrganization }), 400, 'bad_request'],
+    ['a __proto__ key', '{"__proto__":{"x":1},"data":"x"}', 400, 'bad_request'],
+    ['a body past 64 KiB', json({ data: 'x', pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['text/plain', json({ data: 'x' }), 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+    ['an organization this gateway does not serve', json({ data: 'x' }), 404, 'not_found'],
+  ]);
+  add('gateway', 'echo', 'POST', echo(encodeURIComponent(SQL)), {}, [
+    ['organization SQL-looking', json({ data: 'x' }), 400, 'bad_request'],
+  ]);
   add('gateway', 'allocated', 'POST', '/allocated', auth.noticeA, [
     ['allocation_id SQL-looking', json({ allocation_id: SQL }), 400, 'bad_request'],
     ['a __proto__ key', `{"__proto__":{"x":1},"allocation_id":"${ids.allocationA}"}`, 400, 'bad_request'],

@@ -14,7 +14,9 @@ type Watched = 'lease' | 'claim' | 'idle';
 
 /**
  * A client that reports each lease renewal and each /ready once answered and acted on: the gateway handles an
- * answer synchronously after its await, so the report waits for the next turn of the event loop.
+ * answer synchronously after its await, so the report waits for the next turn of the event loop. A claim (a /ready
+ * naming an allocation, answered 200) is acted on only once the organization's state is pulled: it is reported
+ * after that pull.
  */
 export function watchedClient(baseUrl: string) {
   const client = createGanymedeClient({ baseUrl, timeoutMs: 5_000 });
@@ -26,8 +28,16 @@ export function watchedClient(baseUrl: string) {
         w.resolve(status);
       }
     });
+  /** A claim answered 200, waiting for its state pull. */
+  let claimed: number | null = null;
   const watched: GanymedeClient = {
     ...client,
+    dataPull: async (...args) => {
+      const answer = await client.dataPull(...args);
+      if (claimed !== null) settle('claim', claimed);
+      claimed = null;
+      return answer;
+    },
     lease: async (...args) => {
       const answer = await client.lease(...args);
       settle('lease', answer.status);
@@ -35,7 +45,8 @@ export function watchedClient(baseUrl: string) {
     },
     ready: async (token, body, options) => {
       const answer = await client.ready(token, body, options);
-      settle(body.allocation_id === null ? 'idle' : 'claim', answer.status);
+      if (body.allocation_id !== null && answer.status === 200) claimed = answer.status;
+      else settle(body.allocation_id === null ? 'idle' : 'claim', answer.status);
       return answer;
     },
   };

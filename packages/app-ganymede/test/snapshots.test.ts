@@ -208,19 +208,32 @@ describe('fencing', () => {
     const a = await g.live();
     let epoch = 1;
     let latest = 0;
+    let refused = 0;
     for (let round = 0; round < 15; round++) {
       expect((await g.client.restart({ headers: a.orgAuth, body: { reason: 'deploy', epoch } })).status).toBe(200);
-      const old = Array.from({ length: 6 }, (_, i) => push(a, pushBody(a, { round, i }, { epoch })));
+      // The old process keeps pushing (two lanes, as an autosave and a shutdown would) until it is refused.
+      const lane = async (name: string) => {
+        const answers = [];
+        for (let i = 0; i < 50; i++) {
+          const res = await push(a, pushBody(a, { round, name, i }, { epoch }));
+          answers.push(res);
+          if (res.status !== 200) break;
+        }
+        return answers;
+      };
       const successor = (async () => {
+        await new Promise((resolve) => setTimeout(resolve, (round % 4) * 5));
         const claimed = await g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id: randomUUID() } });
         expect(claimed).toMatchObject({ status: 200, body: { allocation: { epoch: epoch + 1 } } });
         const pulled = await pull(a);
         const pushed = await push(a, pushBody(a, { round, by: 'successor' }, { epoch: epoch + 1 }));
         return { pulled, pushed };
       })();
-      const [olds, next] = await Promise.all([Promise.all(old), successor]);
+      const [first, second, next] = await Promise.all([lane('autosave'), lane('shutdown'), successor]);
+      const olds = [...first, ...second];
       const accepted = olds.filter((r) => r.status === 200).map((r) => (r.body as { revision: number }).revision);
       for (const r of olds.filter((x) => x.status !== 200)) expect(r.body).toMatchObject({ error: 'stale_epoch' });
+      refused += olds.length - accepted.length;
       // Every push the old process was told was stored committed before the reclaim: the successor's pull sees it.
       const pulledRevision = next.pulled.status === 200 ? (next.pulled.body as { revision: number }).revision : 0;
       expect(pulledRevision).toBe(Math.max(latest, ...accepted));
@@ -228,6 +241,7 @@ describe('fencing', () => {
       latest = pulledRevision + 1;
       epoch += 1;
     }
+    expect(refused).toBeGreaterThan(0); // the race was run: late pushes met the new epoch
     // What is kept is in revision order, never an old epoch after a newer one.
     const { rows } = await stored(a.organizationId);
     const epochs = rows.map((r) => r.epoch!);

@@ -169,6 +169,7 @@ export class Gateway implements GatewayView {
     await this.serial.run(() => this.settleAtBoot());
     if (this.current !== 'booting') return; // a shutdown began meanwhile
     this.current = 'up';
+    if (this.app.server.listening) this.stateKeeper.serving();
     if (this.held) this.log.info({ event: 'serving', ...this.context() }, 'serving the allocation');
     else this.log.info({ event: 'idle', ...this.context() }, 'idle: ready to be allocated');
     // The first renewal comes at once: it is what makes this process's liveness known to Ganymede.
@@ -189,6 +190,7 @@ export class Gateway implements GatewayView {
       { event: 'listening', port: bound, host, url: `http://${host}:${bound}`, fd: fd ?? null, instance_id: this.instanceId },
       `listening on ${host}:${bound}`,
     );
+    if (this.current === 'up') this.stateKeeper.serving();
   }
 
   /** Fires a failpoint; in a successor also its `@successor` twin (so a test can fail only the successor). */
@@ -233,12 +235,13 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409 && answer.body.error === 'allocation_ended') {
       this.held = null;
-      this.stateKeeper.close('stop');
+      this.stateKeeper.close('stopped');
       this.log.warn(
         { event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
         'the allocation ended: no longer serving it',
       );
       await this.settleAtBoot().catch((err: unknown) => this.log.error({ event: 'resettle_failed', err }, 'could not say ready again'));
+      this.stateKeeper.serving();
       return;
     }
     if (answer.status === 409) {
@@ -419,6 +422,7 @@ export class Gateway implements GatewayView {
       this.readyAnswered(ready.body);
       if (ready.body.allocation?.allocation_id !== allocationId) return ended('Ganymede answered another allocation');
       await this.hold(config.body, ready.body.allocation);
+      this.stateKeeper.serving();
       this.log.info({ event: 'claimed', ...this.context() }, 'claimed the allocation: serving');
       return { status: 200, body: this.whoami() };
     } catch (error) {
@@ -467,6 +471,7 @@ export class Gateway implements GatewayView {
       this.log.error({ event: 'withdraw_failed', err: error, ...this.context() }, 'could not withdraw the restart');
     }
     if (this.current === 'handing_over') this.current = 'up';
+    this.stateKeeper.serving();
     this.log.info({ event: 'handover_withdrawn', ...this.context() }, 'hot restart withdrawn: serving on');
     this.scheduleRenewal(0);
     return this.held?.epoch ?? null;
@@ -505,8 +510,11 @@ export class Gateway implements GatewayView {
     // Sessions closed first, so the snapshot holds every change they made; the successor persists it.
     this.stateKeeper.freeze();
     const state = this.stateKeeper.snapshot();
-    this.stateKeeper.close('restart');
-    this.log.info({ event: 'draining', websockets: sockets, state_bytes: state?.length ?? null, ...this.context() }, 'the successor accepts: draining');
+    this.stateKeeper.close('draining');
+    this.log.info(
+      { event: 'draining', websockets: sockets, state_bytes: state?.length ?? null, ...this.context() },
+      'the successor accepts: draining',
+    );
     this.drained = finished.then(async ({ forced }) => {
       await this.client.destroy().catch(() => undefined);
       this.current = 'stopped';
@@ -563,7 +571,7 @@ export class Gateway implements GatewayView {
     const held = this.held;
     if (held) {
       await this.stateKeeper.push(kind, remaining());
-      this.stateKeeper.close(kind);
+      this.stateKeeper.close('stopped');
       try {
         await tellGanymede(this.shutdownCallDeps(), request, held, remaining(), this.context());
       } catch (error) {

@@ -14,10 +14,7 @@ import type { RestartReason } from '@ganymede/contracts';
 
 /** `state`: the old process's final snapshot (base64), handed to the successor before it accepts. */
 export type ToChild =
-  | { type: 'prepare'; reason: RestartReason }
-  | { type: 'drain' }
-  | { type: 'accept'; state?: string }
-  | { type: 'withdraw' };
+  { type: 'prepare'; reason: RestartReason } | { type: 'drain' } | { type: 'accept'; state?: string } | { type: 'withdraw' };
 
 export type FromChild =
   | { type: 'prepared' }

@@ -14,7 +14,7 @@ import { GanymedeAnswerError, InvalidAnswerError } from './errors.js';
 import type { GanymedeClient } from './ganymede-client.js';
 import type { HeldAllocation } from './gateway.js';
 import { Serial, within } from './serial.js';
-import type { OrganizationState, Workload } from './workload.js';
+import type { OrganizationState, StateEnd, Workload } from './workload.js';
 
 interface Open {
   allocationId: string;
@@ -25,6 +25,7 @@ interface Open {
   pushedChanges: number;
   /** The organization's latest revision this process knows of (0: none yet): the next push's base. */
   revision: number;
+  servingSaid?: boolean;
 }
 
 export class StateKeeper {
@@ -52,7 +53,10 @@ export class StateKeeper {
    * A fresh state for the allocation now held, restored from Ganymede's latest snapshot (nothing to restore: empty).
    * `signal` aborts the pull (a shutdown during boot). Throws when Ganymede cannot answer: the caller retries.
    */
-  async openFor(held: HeldAllocation, pull: (body: { organization_id: string; gateway_id: string }) => ReturnType<GanymedeClient['dataPull']>) {
+  async openFor(
+    held: HeldAllocation,
+    pull: (body: { organization_id: string; gateway_id: string }) => ReturnType<GanymedeClient['dataPull']>,
+  ) {
     if (this.open?.allocationId === held.allocationId) return;
     this.close('superseded');
     const value = this.create(held.organizationId);
@@ -70,7 +74,10 @@ export class StateKeeper {
       throw new GanymedeAnswerError('POST /gateway/data/pull', answer);
     }
     this.open = { ...value, allocationId: held.allocationId, revision };
-    this.deps.log.info({ event: 'state_restored', revision, organization_id: held.organizationId }, `state restored (revision ${revision})`);
+    this.deps.log.info(
+      { event: 'state_restored', revision, organization_id: held.organizationId },
+      `state restored (revision ${revision})`,
+    );
     this.scheduleAutosave();
   }
 
@@ -116,11 +123,17 @@ export class StateKeeper {
         if (answer.status === 200) {
           open.revision = answer.body.revision;
           open.pushedChanges = changes;
-          this.deps.log.info({ event: 'state_pushed', why, revision: answer.body.revision, size: answer.body.size }, `state pushed (${why})`);
+          this.deps.log.info(
+            { event: 'state_pushed', why, revision: answer.body.revision, size: answer.body.size },
+            `state pushed (${why})`,
+          );
           return;
         }
         // A stale epoch: another process holds the allocation now (the lease renewal makes this one stand down).
-        this.deps.log.warn({ event: 'push_refused', why, status: answer.status, error: answer.body.error }, `push refused: ${answer.body.error}`);
+        this.deps.log.warn(
+          { event: 'push_refused', why, status: answer.status, error: answer.body.error },
+          `push refused: ${answer.body.error}`,
+        );
       } catch (error) {
         this.deps.log.error({ event: 'push_failed', why, err: error }, 'could not push the state');
       }
@@ -132,12 +145,20 @@ export class StateKeeper {
     return within(this.pushes.idle(), ms);
   }
 
-  /** The organization is no longer served here: its sessions are closed and its state dropped. */
-  close(reason: 'restart' | 'stop' | 'superseded'): void {
+  /** Traffic may reach the state now: tells the workload, once per state. */
+  serving(): void {
+    const open = this.open;
+    if (!open || open.servingSaid) return;
+    open.servingSaid = true;
+    open.value.serving?.();
+  }
+
+  /** The organization is no longer served here: the workload is told why (it closes its sessions); the state is dropped. */
+  close(why: StateEnd): void {
     clearInterval(this.autosave);
     const open = this.open;
     this.open = null;
-    open?.value.close?.(reason);
+    open?.value[why]?.();
   }
 
   /** Stops autosaving, keeping the state (a handover: the successor persists it). */

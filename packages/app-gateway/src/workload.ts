@@ -18,9 +18,17 @@ export interface OrganizationState {
   snapshot(): Uint8Array;
   /** Loads a snapshot (called before the first request is served). */
   restore(bytes: Uint8Array): void;
-  /** The process stops taking this organization's traffic (a successor took over, or a stop): close sessions. */
-  close?(reason: 'restart' | 'stop' | 'superseded'): void;
+  /** Lifecycle, each optional. Traffic may reach the state now (restored, and this process serves). */
+  serving?(): void;
+  /** A hot restart's successor took over: close sessions (clients reconnect to the successor); a snapshot follows. */
+  draining?(): void;
+  /** Another process holds the allocation now: stop serving; nothing this process holds is saved any more. */
+  superseded?(): void;
+  /** The process stops, or the allocation ended (the state was pushed first where it could be). */
+  stopped?(): void;
 }
+
+export type StateEnd = 'draining' | 'superseded' | 'stopped';
 
 export interface StateContext {
   organizationId: string;

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       listenFd: undefined,
       drainTimeoutMs: 30_000,
       handoverTimeoutMs: 30_000,
+      autosaveMs: 5_000,
     });
   });
 

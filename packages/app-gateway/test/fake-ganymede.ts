@@ -30,12 +30,31 @@ export interface FakeGanymede {
   calls: Call[];
   answers: Partial<Record<RouteName, Responder>>;
   callsTo(route: RouteName): Call[];
-  /** Every call but lease renewals: those come on a timer, and most tests assert the protocol's order. */
+  /** The allocation protocol: every call but lease renewals (on a timer) and state pushes and pulls (each test of those looks at them itself). */
   protocolCalls(): Call[];
   /** The `n`th call (1-based, counting calls already made) to `route`. */
   waitForCall(route: RouteName, n?: number): Promise<Call>;
   close(): Promise<void>;
 }
+
+/**
+ * The organization's state, for tests that set no answer of their own: nothing was ever pushed (pull 404), and
+ * every push is stored at the next revision. (Every process that holds an allocation pulls it first.)
+ */
+const STATE_ANSWERS: Partial<Record<RouteName, Responder>> = {
+  dataPull: () => ({ status: 404, body: { error: 'not_found', message: 'nothing was pushed for this organization' } }),
+  dataPush: (call) => ({
+    status: 200,
+    body: {
+      organization_id: call.body.organization_id,
+      revision: Number(call.body.base_revision ?? 0) + 1,
+      epoch: call.body.epoch ?? null,
+      size: String(call.body.data).length,
+      checksum: `sha256:${'0'.repeat(64)}`,
+      stored_at: '2030-01-01T00:00:00.000Z',
+    },
+  }),
+};
 
 export async function startFakeGanymede(answers: Partial<Record<RouteName, Responder>> = {}): Promise<FakeGanymede> {
   const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
@@ -47,7 +66,7 @@ export async function startFakeGanymede(answers: Partial<Record<RouteName, Respo
     calls,
     answers,
     callsTo: (route) => calls.filter((c) => c.route === route),
-    protocolCalls: () => calls.filter((c) => c.route !== 'lease'),
+    protocolCalls: () => calls.filter((c) => c.route !== 'lease' && c.route !== 'dataPull' && c.route !== 'dataPush'),
     waitForCall: (route, n = 1) => {
       const existing = fake.callsTo(route)[n - 1];
       if (existing) return Promise.resolve(existing);
@@ -77,7 +96,7 @@ export async function startFakeGanymede(answers: Partial<Record<RouteName, Respo
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.resolve(call);
         }
-        const responder = fake.answers[name];
+        const responder = fake.answers[name] ?? STATE_ANSWERS[name];
         const answer: Answer = responder
           ? await responder(call)
           : { status: 500, body: { error: 'internal', message: `no answer set for ${name}` } };

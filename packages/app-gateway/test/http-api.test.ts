@@ -23,6 +23,7 @@ import {
   noticeAuth,
   noticeToken,
   ORG,
+  ORG_TOKEN,
   startFakeGanymede,
 } from './fake-ganymede.js';
 
@@ -179,7 +180,9 @@ describe('a real gateway, idle then allocated', () => {
       ['config', `Bearer ${GATEWAY_TOKEN}`],
       ['ready', `Bearer ${GATEWAY_TOKEN}`],
     ]);
-    expect(fake.calls.at(-1)!.body).toEqual({ allocation_id: ALLOCATION, instance_id: gateway.instanceId });
+    expect(fake.protocolCalls().at(-1)!.body).toEqual({ allocation_id: ALLOCATION, instance_id: gateway.instanceId });
+    // Its state restored before it answered: one pull with the organization token.
+    expect(fake.callsTo('dataPull').map((c) => c.authorization)).toEqual([`Bearer ${ORG_TOKEN}`]);
 
     const served = await call(base, 'GET', `/orgs/${ORG}`);
     expectContract('serve', served, 200);

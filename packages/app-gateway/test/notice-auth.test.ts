@@ -173,16 +173,16 @@ describe('an idle gateway under a flood of unproven notices', () => {
     expect(gateway.serving()).toBe(false);
   });
 
-  it('then a genuine notice claims: one /gateway/config, one /gateway/ready, 200 and serving; replayed, it asks nothing', async () => {
+  it('then a genuine notice claims: one /gateway/config, one /gateway/ready, one state pull, 200 and serving; replayed, it asks nothing', async () => {
     const calls = fake.calls.length;
     const token = genuine();
     const answer = await notice(base, ALLOCATION, `Bearer ${token}`);
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     expect(answer.body).toMatchObject({ gateway_id: GATEWAY_ID, allocation_id: ALLOCATION });
-    expect(fake.calls.slice(calls).map((c) => c.route)).toEqual(['config', 'ready']);
+    expect(fake.calls.slice(calls).map((c) => c.route)).toEqual(['config', 'ready', 'dataPull']);
     expect(gateway.serving()).toBe(true);
     expect((await notice(base, ALLOCATION, `Bearer ${token}`)).status).toBe(200);
-    expect(fake.calls.length).toBe(calls + 2);
+    expect(fake.calls.length).toBe(calls + 3);
   });
 });
 

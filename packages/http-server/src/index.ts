@@ -187,8 +187,8 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
   const bodyLimits = options.bodyLimits;
   if (bodyLimits?.size) {
     app.addHook('onRoute', (routeOptions) => {
-      const route = (routeOptions.config as { tsRestRoute?: AppRoute } | undefined)?.tsRestRoute;
-      const limit = route && bodyLimits.get(route);
+      const config: { tsRestRoute?: AppRoute } = routeOptions.config ?? {};
+      const limit = config.tsRestRoute && bodyLimits.get(config.tsRestRoute);
       if (limit !== undefined) routeOptions.bodyLimit = limit;
     });
   }

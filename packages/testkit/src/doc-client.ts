@@ -32,7 +32,7 @@ export async function openDoc(baseUrl: string, organizationId: string, timeoutMs
     until: (match, ms = timeoutMs) =>
       new Promise((resolve, reject) => {
         const check = () => {
-          const value = text.toString();
+          const value = text.toJSON();
           if (!match(value)) return;
           text.unobserve(check);
           clearTimeout(timer);
@@ -40,7 +40,7 @@ export async function openDoc(baseUrl: string, organizationId: string, timeoutMs
         };
         const timer = setTimeout(() => {
           text.unobserve(check);
-          reject(new Error(`the document's text never matched; it is ${JSON.stringify(text.toString())}`));
+          reject(new Error(`the document's text never matched; it is ${JSON.stringify(text.toJSON())}`));
         }, ms);
         text.observe(check);
         check();

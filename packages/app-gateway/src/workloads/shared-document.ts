@@ -60,8 +60,19 @@ export class SharedDocument implements OrganizationState {
     Y.applyUpdate(this.doc, bytes, RESTORE);
   }
 
-  close(reason: 'restart' | 'stop' | 'superseded'): void {
-    const code = reason === 'restart' ? WS_CLOSE.serviceRestart : WS_CLOSE.goingAway;
+  draining(): void {
+    this.closeSockets(WS_CLOSE.serviceRestart, 'service restart');
+  }
+
+  superseded(): void {
+    this.closeSockets(WS_CLOSE.goingAway, 'superseded');
+  }
+
+  stopped(): void {
+    this.closeSockets(WS_CLOSE.goingAway, 'going away');
+  }
+
+  private closeSockets(code: number, reason: string): void {
     for (const socket of this.sockets.keys()) socket.close(code, reason);
   }
 
