@@ -6,7 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type GanymedeProcess, gatewayReady, startOrganization, stopProcess } from '@ganymede/testkit';
-import { allocate, ganymede, gateway, gatewayProcess, history, restartUnsupervised, retired, served, transition } from './support.js';
+import {
+  allocate,
+  ganymede,
+  gateway,
+  gatewayProcess,
+  history,
+  restartUnsupervised,
+  retired,
+  served,
+  servingAt,
+  transition,
+} from './support.js';
 
 const FAST_LEASES = { GANYMEDE_LEASE_SECONDS: '1', GANYMEDE_LEASE_GRACE_SECONDS: '1' };
 
@@ -74,6 +85,7 @@ describe('Ganymede killed at each step, then started again', () => {
     const b = await gatewayProcess(g, a.gw, 'run');
     const g2 = await killedAt(g, `ganymede:${when}:ready`, async () => undefined);
     await gatewayReady(g2, a.gw.gateway_id, 2);
+    await servingAt(b, 2);
     const h = await history(g2, allocationId);
     expect(h.events.map((e) => e.kind)).toEqual(['allocated', 'restart_requested', 'reclaimed']);
     expect(h.epoch).toBe(2);
@@ -136,6 +148,7 @@ describe('the gateway killed at each step, then started again', () => {
     const reclaimed = gatewayReady(g, a.gw.gateway_id, 2, g.proc.logs.length);
     const b = await gateway(g, 'run', {}, a.gw);
     await reclaimed;
+    await servingAt(b, 2);
     expect(await served(b, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: 2 } });
     expect((await history(g, allocationId)).events.map((e) => [e.kind, e.reason])).toEqual(events);
   });
@@ -155,6 +168,7 @@ describe('the gateway killed at each step, then started again', () => {
       const reclaimed = gatewayReady(g, a.gw.gateway_id, expected);
       const b = await gatewayProcess(g, a.gw, 'run');
       await reclaimed;
+      await servingAt(b, expected);
       expect(await served(b, organizationId)).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: expected } });
     },
   );

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { adminToken, gatewayClient, gatewayReady, stopProcess, userToken } from '@ganymede/testkit';
-import { allocate, ganymede, gateway, history, retired, restartUnsupervised, transition } from './support.js';
+import { allocate, ganymede, gateway, history, retired, restartUnsupervised, servingAt, transition } from './support.js';
 
 describe('restart protocol, real processes', () => {
   it('gateway reload keeps the allocation: the same organization is served again with epoch + 1', async () => {
@@ -88,8 +88,9 @@ describe('restart protocol, real processes', () => {
 
     const g2 = await ganymede({ dataDir: g.dataDir, port: g.port });
     const reclaimed = gatewayReady(g2, p.gw.gateway_id, 2);
-    await gateway(g2, 'run', {}, p.gw);
+    const again = await gateway(g2, 'run', {}, p.gw);
     await reclaimed;
+    await servingAt(again, 2);
     const served = await gatewayClient(p.gw).serve({ params: { organization_id: organizationId } });
     expect(served).toMatchObject({ status: 200, body: { allocation_id: allocationId, epoch: 2 } });
     expect((await history(g2, allocationId)).events.map((e) => e.kind)).toEqual(['allocated', 'restart_requested', 'reclaimed']);

@@ -75,6 +75,10 @@ export const transition = (g: GanymedeProcess, allocationId: string, name: strin
 export const gatewayEvent = (p: GatewayProcess, event: string, from = 0) =>
   p.proc.waitForLog((l) => l.event === event, { from, timeoutMs: 30_000 });
 
+/** Resolves once the gateway process serves at `epoch`: reclaimed, and its organization's state restored. */
+export const servingAt = (p: GatewayProcess, epoch: number, from = 0) =>
+  p.proc.waitForLog((l) => l.event === 'serving' && l.epoch === epoch, { from, timeoutMs: 30_000 });
+
 /** Resolves on the supervisor's `handover_complete` line (from log index `from`): the successor accepts. */
 export const handedOver = (p: GatewayProcess, from = 0) =>
   p.proc.waitForLog((l) => l.event === 'handover_complete', { from, timeoutMs: 30_000 });
