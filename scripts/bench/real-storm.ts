@@ -41,6 +41,8 @@ export interface RealStormResult {
    * deduplicated, with how many gateways showed them: what happened to them.
    */
   retried_lines?: { gateways: number; lines: string }[];
+  /** The audit trail of each lost allocation (kind, epoch, reason), and how it ended. */
+  lost_trails?: string[];
   setup_ms: number;
   /** Resident size of one gateway process and one supervisor, MiB (after the storm). */
   gateway_rss_mib: number;
@@ -153,11 +155,19 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
     if (status.status !== 200) throw new Error(`status answered ${status.status}`);
     const live = new Map(status.body.gateways.filter((e) => e.allocation_id).map((e) => [e.allocation_id!, e]));
     let lost = 0;
+    const lostTrails: string[] = [];
     let doubled = Math.max(0, live.size - members.length);
     await mapLimit(members, 8, async (m, i) => {
       const e = live.get(m.allocationId!);
       if (!e || e.state !== 'active' || e.organization_id !== m.organizationId || e.gateway_id !== m.gatewayId) {
         lost++;
+        const history = await g.client(i).allocation(g.admin, m.allocationId!);
+        lostTrails.push(
+          history.status === 200
+            ? `${history.body.events.map((ev) => `${ev.kind} ${ev.epoch}${ev.reason ? ` (${ev.reason})` : ''}`).join(' → ')}; ` +
+                `${history.body.state}${history.body.ended_reason ? ` (${history.body.ended_reason})` : ''}`
+            : `history answered ${history.status}`,
+        );
         return;
       }
       if (e.epoch !== 2) return; // a retried handover (counted in `retried`)
@@ -177,6 +187,7 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       timed_out: members.length - done.length,
       retried,
       handover_failures: failures,
+      ...(lostTrails.length ? { lost_trails: lostTrails } : {}),
       ...(troubled.size ? { retried_lines: [...troubled].map(([lines, gateways]) => ({ gateways, lines })) } : {}),
       setup_ms,
       gateway_rss_mib: rssMiB(childPid),

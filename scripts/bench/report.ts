@@ -351,9 +351,10 @@ ${mdTable(
     : '';
   const hot = r.hot_restart;
   const hotDetails = hot ? hotRestartDetails(hot, m.cores) : '';
-  const retriedRows = r.real_storms.flatMap((row) =>
-    (row.real?.retried_lines ?? []).map((t) => [row.backend, String(t.gateways), t.lines]),
-  );
+  const retriedRows = r.real_storms.flatMap((row) => [
+    ...(row.real?.retried_lines ?? []).map((t) => [row.backend, String(t.gateways), t.lines]),
+    ...(row.real?.lost_trails ?? []).map((trail) => [row.backend, '1 (lost)', `audit trail: ${trail}`]),
+  ]);
   const retriedDetails = retriedRows.length
     ? `
 **Real storms: the gateways whose handover failed first or did not complete** (each gateway's handover lines since
