@@ -238,7 +238,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     withdrawRestart: async ({ headers, body }) => {
       const allocationId = await allocationOf(contract.withdrawRestart, headers.authorization, body.allocation_id);
       failpoint('ganymede:before:withdraw');
-      const result = await transitions.withdrawRestart(db, allocationId, body.epoch);
+      const result = await transitions.withdrawRestart(db, allocationId, body.epoch, deps.liveness.leaseSeconds);
       failpoint('ganymede:after:withdraw');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;

@@ -19,6 +19,7 @@ import {
   withdrawRestart,
 } from '../src/sql/transitions.js';
 import { addGateway, poolStatus } from '../src/sql/gateways.js';
+import { expireLeases } from '../src/sql/liveness.js';
 import { PG_ERRORS } from '../src/errors.js';
 import { onPostgres } from './database.js';
 import { openMigratedDatabase, snapshotOf, truncateAll } from './support.js';
@@ -395,8 +396,25 @@ describe('withdrawRestart', () => {
       { kind: 'restart_requested', reason: 'reload', epoch: 1 },
       { kind: 'restart_withdrawn', reason: null, epoch: 1 },
     ]);
-    // The same process keeps serving: the gateway's row (its process, its place in the pool) is untouched.
-    expect(await gatewayRow(a.gatewayId)).toEqual(gatewayBefore);
+    // The same process keeps serving: the gateway's row (its process, its place in the pool) is untouched but for
+    // its lease, renewed (the process did not renew while its successor booted).
+    const { lease_expires_at, ...rest } = await gatewayRow(a.gatewayId);
+    const { lease_expires_at: leaseBefore, ...restBefore } = gatewayBefore;
+    expect(rest).toEqual(restBefore);
+    expect(new Date(lease_expires_at as string | Date).getTime()).toBeGreaterThanOrEqual(new Date(leaseBefore as string | Date).getTime());
+  });
+
+  it('renews the lease a long handover let lapse: the reaper does not end the allocation it withdrew', async () => {
+    const a = await restarting();
+    await db.query(`UPDATE gateways SET lease_expires_at = now() - interval '1 hour' WHERE id = $1`, [a.gatewayId]);
+    await withdrawRestart(db, a.id, 1, 10);
+    const { rows } = await db.query<{ fresh: boolean }>(
+      `SELECT lease_expires_at > now() + interval '5 seconds' AS fresh FROM gateways WHERE id = $1`,
+      [a.gatewayId],
+    );
+    expect(rows[0]?.fresh).toBe(true);
+    expect(await expireLeases(db, 0)).toEqual([]);
+    expect(await allocationRow(a.id)).toMatchObject({ state: 'active', epoch: 1 });
   });
 
   it('already active at that epoch (a repeat, or no restart at all): ok, and nothing changes', async () => {

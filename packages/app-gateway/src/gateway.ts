@@ -165,7 +165,9 @@ export class Gateway implements GatewayView {
 
   private async doStart(): Promise<void> {
     this.current = 'booting';
+    // On the supervisor's socket, accepting waits for its word; get the routes ready now, so that takeover is quick.
     if (this.config.listenFd === undefined) await this.listen();
+    else await this.app.ready();
     await this.serial.run(() => this.settleAtBoot());
     if (this.current !== 'booting') return; // a shutdown began meanwhile
     this.current = 'up';

@@ -261,7 +261,14 @@ export async function requestRestart(
  * reclaimed it (epoch + 1), the old process's epoch is stale and nothing changes. A repeat (already active at
  * that epoch) succeeds and changes nothing, not even `updated_at`; only a real withdrawal writes an audit row.
  */
-export async function withdrawRestart(db: Queryable, allocationId: string, epoch: number): Promise<FencedResult> {
+export async function withdrawRestart(
+  db: Queryable,
+  allocationId: string,
+  epoch: number,
+  leaseSeconds: number = DEFAULT_LIVENESS.leaseSeconds,
+): Promise<FencedResult> {
+  // The withdrawing process stopped renewing its lease while its successor booted: renewed here, in the same
+  // statement, or the allocation (active again) could be ended for a lapsed lease before its next renewal lands.
   const { rows } = await db.query(
     `WITH cur AS (SELECT * FROM allocations WHERE id = $1 FOR UPDATE),
      upd AS (
@@ -269,9 +276,13 @@ export async function withdrawRestart(db: Queryable, allocationId: string, epoch
          updated_at = CASE WHEN a.state = 'restarting' THEN now() ELSE a.updated_at END
        WHERE a.id = $1 AND a.state <> 'ended' AND a.epoch = $2::int
        RETURNING a.*
+     ), gw AS (
+       UPDATE gateways g SET lease_expires_at = now() + make_interval(secs => $3)
+       FROM upd JOIN cur ON cur.id = upd.id
+       WHERE g.id = upd.gateway_id AND cur.state = 'restarting' AND g.lease_expires_at IS NOT NULL
      ), ev AS (${audit(`upd WHERE EXISTS (SELECT 1 FROM cur WHERE cur.state = 'restarting')`, 'restart_withdrawn', 'NULL')})
      ${FENCED_SELECT}`,
-    [allocationId, epoch],
+    [allocationId, epoch, leaseSeconds],
   );
   return fencedOutcome(rows);
 }
