@@ -3,7 +3,8 @@
  * Ganymede starts, two gateways are registered, one runs supervised, an organization is allocated the way
  * the frontend does it, the gateway is restarted (`gateway reload`) under a steady load of the organization's
  * traffic, which a hot handover serves throughout, and the same allocation is served again with a new epoch by a
- * new process; then it is stopped for good and the allocation ends. Exits non-zero if any step fails.
+ * new process, with the organization's shared document as it was edited before; then it is stopped for good and
+ * the allocation ends. Exits non-zero if any step fails.
  */
 import { rm } from 'node:fs/promises';
 import {
@@ -12,6 +13,7 @@ import {
   gatewayReady,
   type LoadReport,
   type LogRecord,
+  openDoc,
   registerGateway,
   startGanymedeProcess,
   startGatewayProcess,
@@ -60,6 +62,15 @@ async function main(): Promise<void> {
       `gateway 1 serves the organization (pid ${served.status === 200 ? served.body.pid : '?'})`,
     );
     const before = served.status === 200 ? served.body : undefined;
+
+    step("Edit the organization's shared document (Yjs over WebSocket, as the platform's frontends do)");
+    const writer = await openDoc(gw1.url, organizationId);
+    const edit = `edited before the restart, at ${new Date().toISOString()}`;
+    writer.text.insert(0, edit);
+    const observer = await openDoc(gw1.url, organizationId);
+    check((await observer.until((t) => t === edit)) === edit, `the gateway has the edit: "${edit}"`);
+    writer.close();
+    observer.close();
 
     step('Restart the gateway under load (gateway reload: SIGHUP through the supervisor, a hot handover)');
     // The organization's traffic: 2 clients from another process, each a request 5 ms after its previous answer,
@@ -120,6 +131,10 @@ async function main(): Promise<void> {
     check(after?.allocation_id === allocationId, 'the same allocation is served (no cold start, no new allocation)');
     check(after?.epoch === (before?.epoch ?? 0) + 1, `with a new epoch: ${before?.epoch} → ${after?.epoch}`);
     check(after !== undefined && after.pid !== before?.pid && after.pid === newPid, `in a new process: pid ${before?.pid} → ${after?.pid}`);
+    const reader = await openDoc(gw1.url, organizationId);
+    const read = await reader.until((t) => t === edit, 10_000).catch(() => reader.text.toJSON());
+    reader.close();
+    check(read === edit, `the edit made before the restart is read back from the new process: "${read}"`);
 
     step('Stop the gateway for good (gateway stop: SIGTERM to the supervisor, SIGINT to the gateway)');
     await gateway.cli('stop');

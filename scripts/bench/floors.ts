@@ -19,8 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Database, openDatabase } from '@ganymede/app-ganymede';
-import { findFreePort } from '@ganymede/app-gateway';
-import { dropSchemas, spawnGatewayChild, spawnLogged } from '@ganymede/testkit';
+import { dropSchemas, findFreePort, spawnGatewayChild, spawnLogged } from '@ganymede/testkit';
 import { track } from './processes.js';
 
 const require = createRequire(import.meta.url);

@@ -7,8 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Database, openDatabase, PG_ERRORS, Tokens } from '@ganymede/app-ganymede';
-import { createGanymedeClient, findFreePort, type GanymedeClient, Gateway, loadConfig } from '@ganymede/app-gateway';
-import { dropSchemas, type GanymedeProcess, schemaPrefix, startGanymedeProcess, stopProcess, tempDir } from '@ganymede/testkit';
+import { createGanymedeClient, type GanymedeClient, Gateway, loadConfig } from '@ganymede/app-gateway';
+import {
+  dropSchemas,
+  findFreePort,
+  type GanymedeProcess,
+  schemaPrefix,
+  startGanymedeProcess,
+  stopProcess,
+  tempDir,
+} from '@ganymede/testkit';
 import pino from 'pino';
 
 export interface Cluster {

@@ -19,7 +19,6 @@ export { createGatewayServer, gatewayRouter } from './http-api.js';
 export { checkNotice, importNoticeKey } from './notice.js';
 export type { NoticeCheck } from './notice.js';
 export type { AllocatedAnswer, GatewayView, Phase } from './http-api.js';
-export { findFreePort } from './free-port.js';
 export { backoffDelay, isTransient, retry } from './retry.js';
 export { decideShutdown, resolveShutdownReason, SHUTDOWN_SIGNALS, STOP_REASON_FILE } from './shutdown-reason.js';
 export type { ShutdownDecision, ShutdownRequest, ShutdownSignal } from './shutdown-reason.js';

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadSigningKey, Tokens } from '@ganymede/app-ganymede';
-import { findFreePort } from '@ganymede/app-gateway';
+import { findFreePort } from './free-port.js';
 import { ganymedeContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
 import { runCli, spawnCli } from './cli-process.js';

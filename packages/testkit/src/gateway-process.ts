@@ -5,7 +5,7 @@
  * reload marker of its own (the demo, the end-to-end tests).
  */
 import { join } from 'node:path';
-import { findFreePort } from '@ganymede/app-gateway';
+import { findFreePort } from './free-port.js';
 import { gatewayContract } from '@ganymede/contracts';
 import { initClient } from '@ts-rest/core';
 import { cliCommand, runCli, spawnCli } from './cli-process.js';

@@ -52,3 +52,4 @@ export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } 
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
 export { type DocClient, openDoc } from './doc-client.js';
+export { findFreePort } from './free-port.js';

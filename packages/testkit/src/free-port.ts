@@ -1,4 +1,4 @@
-/** A free TCP port: for `gateway supervise --port 0`, which picks the port every restarted child listens on. */
+/** A free TCP port for a test or the benchmark to give a process (the supervisor binds its own port 0 itself). */
 import { createServer } from 'node:net';
 
 /** A free TCP port, found by listening on port 0 and closing (someone else may take it before you do). */
