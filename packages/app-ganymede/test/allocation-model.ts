@@ -334,7 +334,8 @@ export class AllocationModel {
 
   /**
    * `withdrawRestart`: always fenced (the epoch is required); restarting → active at the same epoch, deadline and
-   * reason cleared, audited; already active at that epoch: ok, nothing changes. The gateway is not touched.
+   * reason cleared, audited, and the gateway's lease (if it holds one) renewed: the process stopped renewing while its
+   * successor booted. Already active at that epoch: ok, nothing changes.
    */
   withdrawRestart(allocationId: string, epoch: number): FencedAnswer {
     const a = this.fenced(allocationId, epoch);
@@ -344,6 +345,8 @@ export class AllocationModel {
       a.restartReason = null;
       a.deadline = null;
       this.record(a, 'restart_withdrawn', null);
+      const gateway = this.gateway(a.gateway);
+      if (gateway.lease !== 'none') gateway.lease = 'valid';
     }
     return { kind: 'ok', allocation: this.view(a) };
   }
