@@ -5,7 +5,7 @@
  */
 import websocket from '@fastify/websocket';
 import { ORG_SOCKET_MAX_BYTES, ORG_SOCKET_PATH, type OrgSocketMessage, Uuid, WS_CLOSE } from '@ganymede/contracts';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData } from 'ws';
 import { type GatewayView, NOT_READY } from './http-api.js';
 
@@ -24,6 +24,21 @@ export function closeOrgSockets(app: FastifyInstance, code: number): number {
   return clients.size;
 }
 
+/**
+ * An organization's WebSocket upgrade, refused before it happens with the contract's error body: 400 (not a uuid),
+ * 503 (no new sessions here now), 404 (this process does not serve that organization).
+ */
+export function refuseUpgrade(here: { acceptsSessions(): boolean; serves(organizationId: string): boolean }) {
+  return async (request: FastifyRequest<{ Params: { organization_id: string } }>, reply: FastifyReply) => {
+    const id = request.params.organization_id;
+    if (!Uuid.safeParse(id).success) {
+      return reply.status(400).send({ error: 'bad_request', message: 'params.organization_id: Invalid uuid' });
+    }
+    if (!here.acceptsSessions()) return reply.status(503).send(NOT_READY);
+    if (!here.serves(id)) return reply.status(404).send({ error: 'not_found', message: 'this gateway does not serve that organization' });
+  };
+}
+
 export function registerOrgSocket(app: FastifyInstance, view: GatewayView): void {
   void app.register(websocket, {
     options: { maxPayload: ORG_SOCKET_MAX_BYTES },
@@ -39,17 +54,10 @@ export function registerOrgSocket(app: FastifyInstance, view: GatewayView): void
         websocket: true,
         // Refused before the upgrade, with the contract's error body. A draining process opens no new socket (it
         // would be closed with 1012 at once): the 503 comes on an old connection, and a retry reaches the successor.
-        preValidation: async (request, reply) => {
-          const id = request.params.organization_id;
-          if (!Uuid.safeParse(id).success) {
-            return reply.status(400).send({ error: 'bad_request', message: 'params.organization_id: Invalid uuid' });
-          }
-          const phase = view.phase();
-          if (phase !== 'up' && phase !== 'handing_over') return reply.status(503).send(NOT_READY);
-          if (view.whoami().organization_id !== id) {
-            return reply.status(404).send({ error: 'not_found', message: 'this gateway does not serve that organization' });
-          }
-        },
+        preValidation: refuseUpgrade({
+          acceptsSessions: () => view.phase() === 'up' || view.phase() === 'handing_over',
+          serves: (id) => view.whoami().organization_id === id,
+        }),
       },
       (socket) => {
         send(socket, { type: 'hello', whoami: view.whoami() });

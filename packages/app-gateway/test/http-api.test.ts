@@ -4,6 +4,7 @@
  * A real in-process Gateway talks to a fake Ganymede; a stub view covers the states a real process only
  * passes through (shutting down) and handler bugs (500).
  */
+import WebSocket from 'ws';
 import { generateKeyPairSync } from 'node:crypto';
 import { gatewayContract, gatewayExamples, type Whoami } from '@ganymede/contracts';
 import type { FastifyInstance } from 'fastify';
@@ -114,6 +115,24 @@ describe('a real gateway, idle then allocated', () => {
     expectContract('serve', await call(base, 'GET', '/orgs/not-a-uuid'), 400);
     expectContract('echo', await call(base, 'POST', `/orgs/${ORG}/echo`, '{"data":"x"}', 'application/json'), 404);
     expectContract('echo', await call(base, 'POST', `/orgs/${ORG}/echo`, '{"data":1}', 'application/json'), 400);
+  });
+
+  it("the organization's WebSockets refuse the upgrade with the error body: 400 bad uuid, 404 not served here", async () => {
+    const upgrade = (path: string) =>
+      new Promise<{ status: number | undefined; body: unknown }>((resolve, reject) => {
+        const ws = new WebSocket(`${base.replace('http', 'ws')}${path}`);
+        ws.on('unexpected-response', (_request, response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(text) as unknown }));
+        });
+        ws.on('open', () => reject(new Error(`${path} was upgraded`)));
+        ws.on('error', () => undefined);
+      });
+    for (const kind of ['socket', 'doc']) {
+      expect(await upgrade(`/orgs/not-a-uuid/${kind}`)).toMatchObject({ status: 400, body: { error: 'bad_request' } });
+      expect(await upgrade(`/orgs/${ORG}/${kind}`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    }
   });
 
   it('POST /allocated refuses bad input: 400 bad uuid, unknown field, malformed JSON; 415 wrong type; 413 too big', async () => {

@@ -3,16 +3,14 @@
  * it (the y-websocket protocol: sync messages and awareness, so `WebsocketProvider` clients connect unchanged) at
  * `GET /orgs/:organization_id/doc`. Its snapshot is the document's encoded state (`Y.encodeStateAsUpdate`).
  */
-import { Uuid } from '@ganymede/contracts';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import type { WebSocket } from 'ws';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';
-import { NOT_READY } from '../http-api.js';
 import type { OrganizationState, StateContext, Workload, WorkloadHost } from '../workload.js';
-import { WS_CLOSE } from '../org-socket.js';
+import { refuseUpgrade, WS_CLOSE } from '../org-socket.js';
 
 export const SHARED_DOCUMENT_PATH = '/orgs/:organization_id/doc';
 
@@ -149,16 +147,7 @@ export const sharedDocument: Workload = {
       SHARED_DOCUMENT_PATH,
       {
         websocket: true,
-        preValidation: async (request, reply) => {
-          const id = request.params.organization_id;
-          if (!Uuid.safeParse(id).success) {
-            return reply.status(400).send({ error: 'bad_request', message: 'params.organization_id: Invalid uuid' });
-          }
-          if (!host.acceptsSessions()) return reply.status(503).send(NOT_READY);
-          if (!host.state(id)) {
-            return reply.status(404).send({ error: 'not_found', message: 'this gateway does not serve that organization' });
-          }
-        },
+        preValidation: refuseUpgrade({ acceptsSessions: () => host.acceptsSessions(), serves: (id) => host.state(id) !== null }),
       },
       (socket, request) => {
         const state = host.state(request.params.organization_id);
