@@ -10,7 +10,7 @@
  *   PostgreSQL: a pool of Ganymede's default size, as many callers as connections).
  */
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { type Database, openDatabase } from '@ganymede/app-ganymede';
 import { dropSchemas, findFreePort, spawnGatewayChild, spawnLogged } from '@ganymede/testkit';
 import { track } from './processes.js';
+import { callRate, type Rate } from './stats.js';
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON = join(require.resolve('autocannon/package.json'), '..', 'autocannon.js');
@@ -107,43 +108,61 @@ const ROWS = 1000;
 async function updateRate(db: Database, callers: number, durationMs: number): Promise<SqlFloor> {
   await db.exec(`CREATE TABLE bench_rows (id int PRIMARY KEY, n int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
     INSERT INTO bench_rows (id, n) SELECT g, 0 FROM generate_series(1, ${ROWS}) g;`);
-  const run = async (ms: number) => {
-    let statements = 0;
-    const deadline = performance.now() + ms;
-    await Promise.all(
-      Array.from({ length: callers }, async (_, c) => {
-        for (let i = c; performance.now() < deadline; i += callers) {
-          await db.query('UPDATE bench_rows SET n = n + 1, updated_at = now() WHERE id = $1 RETURNING *', [(i % ROWS) + 1]);
-          statements++;
-        }
-      }),
-    );
-    return statements;
-  };
-  await run(Math.min(500, durationMs / 4)); // warm up: connections open, statements prepared
-  const t0 = performance.now();
-  const statements = await run(durationMs);
-  return { statements_per_second: (statements / (performance.now() - t0)) * 1000, callers, statements };
+  const rate = await callRate({ callers, durationMs }, (c, i) =>
+    db.query('UPDATE bench_rows SET n = n + 1, updated_at = now() WHERE id = $1 RETURNING *', [((c + i * callers) % ROWS) + 1]),
+  );
+  return { statements_per_second: rate.per_second, callers, statements: rate.count };
 }
 
-export async function sqlFloorPglite(durationMs: number): Promise<SqlFloor> {
-  const dir = await mkdtemp(join(tmpdir(), 'pglite-floor-'));
-  const db = await openDatabase({ dataDir: dir });
+/** The database a floor is measured on: as Ganymede opens it (PGlite in a data directory; PostgreSQL with a pool). */
+export type FloorDatabase = { kind: 'pglite' } | { kind: 'postgres'; url: string };
+
+/** PostgreSQL: a pool of Ganymede's default size, and as many callers. PGlite: its one connection, one caller. */
+const POSTGRES_POOL = 10;
+
+/** Opens a fresh database of `target`'s kind for `run`, then removes it. */
+async function onFloorDatabase<T>(target: FloorDatabase, run: (db: Database) => Promise<T>): Promise<T> {
+  if (target.kind === 'pglite') {
+    const dir = await mkdtemp(join(tmpdir(), 'pglite-floor-'));
+    const db = await openDatabase({ dataDir: dir });
+    try {
+      return await run(db);
+    } finally {
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const schema = `bench_floor_${Date.now().toString(36)}_${process.pid}_${++floorSchemas}`;
+  const db = await openDatabase({ databaseUrl: target.url, schema, poolSize: POSTGRES_POOL });
   try {
-    return await updateRate(db, 1, durationMs);
+    return await run(db);
   } finally {
     await db.close();
-    await rm(dir, { recursive: true, force: true });
+    await dropSchemas(target.url, [schema]);
   }
 }
+let floorSchemas = 0;
 
-export async function sqlFloorPostgres(url: string, durationMs: number, poolSize = 10): Promise<SqlFloor> {
-  const schema = `bench_floor_${Date.now().toString(36)}_${process.pid}`;
-  const db = await openDatabase({ databaseUrl: url, schema, poolSize });
-  try {
-    return await updateRate(db, poolSize, durationMs);
-  } finally {
-    await db.close();
-    await dropSchemas(url, [schema]);
-  }
+export const sqlFloorPglite = (durationMs: number) => onFloorDatabase({ kind: 'pglite' }, (db) => updateRate(db, 1, durationMs));
+
+export const sqlFloorPostgres = (url: string, durationMs: number) =>
+  onFloorDatabase({ kind: 'postgres', url }, (db) => updateRate(db, POSTGRES_POOL, durationMs));
+
+/**
+ * The raw `bytea` write rate: single-row INSERTs of `bytes` random bytes (one value, reused) from `callers`
+ * concurrent callers for `durationMs`, after a warm-up. Rows are not deleted (a snapshot's retention is part of
+ * what a push costs, not of the floor). PGlite gets the bytes as hex text, cast in SQL: its own serializer of a
+ * Uint8Array parameter formats each byte in JavaScript, about 15 times slower here (3 against 48 writes of 1 MiB a
+ * second), which would make the floor a measure of that serializer. PostgreSQL gets a Buffer, as `pg` sends it.
+ */
+export function byteaWriteRate(target: FloorDatabase, options: { callers: number; bytes: number; durationMs: number }): Promise<Rate> {
+  return onFloorDatabase(target, async (db) => {
+    await db.exec('CREATE TABLE bench_bytes (id bigserial PRIMARY KEY, data bytea NOT NULL)');
+    const value = randomBytes(options.bytes);
+    const [sql, param] =
+      target.kind === 'pglite'
+        ? ['INSERT INTO bench_bytes (data) VALUES ($1::text::bytea)', `\\x${value.toString('hex')}`]
+        : ['INSERT INTO bench_bytes (data) VALUES ($1)', value];
+    return callRate(options, () => db.query(sql, [param]));
+  });
 }

@@ -148,7 +148,12 @@ const errorDelta = (now: Record<string, number>, before: Record<string, number>)
   Object.fromEntries(Object.entries(now).flatMap(([code, n]) => (n > (before[code] ?? 0) ? [[code, n - (before[code] ?? 0)]] : [])));
 
 /** Restarts the gateway `options.restarts` times under one load; answers the mode's figures. */
-async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, options: HotRestartOptions): Promise<HotRestartMode> {
+export async function runMode(
+  gp: GatewayProcess,
+  url: string,
+  keepAlive: boolean,
+  options: Omit<HotRestartOptions, 'floorSamples'>,
+): Promise<HotRestartMode> {
   const mode = keepAlive ? 'keep-alive' : 'new connection per request';
   const say = options.progress ?? (() => undefined);
   const first = await whoami(url);
@@ -270,15 +275,29 @@ async function runMode(gp: GatewayProcess, url: string, keepAlive: boolean, opti
   return result;
 }
 
-export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): Promise<HotRestartResult> {
-  const say = options.progress ?? (() => undefined);
-  const loadAtStart = loadavg()[0]!;
+/** A supervised gateway (`gateway supervise`, the real CLI) serving one new organization, and how to stop it. */
+export interface ServedGateway {
+  gp: GatewayProcess;
+  /** The gateway's base URL. */
+  base: string;
+  organizationId: string;
+  /** The organization's traffic route, `GET /orgs/:id`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function servedGateway(g: BenchGanymede, env: NodeJS.ProcessEnv = {}): Promise<ServedGateway> {
   const ganymede = g.replicas[0]!;
   const gw = await registerGateway(ganymede);
   const ready = gatewayReady(ganymede, gw.gateway_id);
-  const gp = await startGatewayProcess(ganymede, gw, 'supervise', { GATEWAY_LOG_LEVEL: 'info' });
+  const gp = await startGatewayProcess(ganymede, gw, 'supervise', { GATEWAY_LOG_LEVEL: 'info', ...env });
   track(gp.proc);
-  const dir = await mkdtemp(join(tmpdir(), 'gateway-bench-hot-'));
+  const close = async () => {
+    await gp.cli('stop').catch(() => gp.proc.signal('SIGINT'));
+    await Promise.race([gp.proc.exited, sleep(10_000)]);
+    await gp.proc.kill();
+    await rm(gp.runDir, { recursive: true, force: true });
+  };
   try {
     await ready;
     const organizationId = randomUUID();
@@ -289,12 +308,25 @@ export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): 
       if (performance.now() > deadline) throw new Error('the organization is not served after /gateway/start');
       await sleep(20);
     }
+    return { gp, base: gw.url, organizationId, url, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): Promise<HotRestartResult> {
+  const say = options.progress ?? (() => undefined);
+  const loadAtStart = loadavg()[0]!;
+  const served = await servedGateway(g);
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-bench-hot-'));
+  try {
     const floors: number[] = [];
     const modes: HotRestartMode[] = [];
     for (const keepAlive of [true, false]) {
       for (let i = 0; i < options.floorSamples; i++) floors.push(await gatewayColdStart(dir));
       say(`   ${keepAlive ? 'keep-alive' : 'new connection per request'}: ${options.restarts} restarts under load`);
-      const mode = await runMode(gp, url, keepAlive, options);
+      const mode = await runMode(served.gp, served.url, keepAlive, options);
       modes.push(mode);
       const r = mode.requests;
       say(
@@ -313,10 +345,7 @@ export async function hotRestart(g: BenchGanymede, options: HotRestartOptions): 
       modes,
     };
   } finally {
-    await gp.cli('stop').catch(() => gp.proc.signal('SIGINT'));
-    await Promise.race([gp.proc.exited, sleep(10_000)]);
-    await gp.proc.kill();
-    await rm(gp.runDir, { recursive: true, force: true });
+    await served.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -3,8 +3,10 @@
  * BENCHMARKS.json (raw figures) at the repository's root. Every figure is compared with a floor measured in the
  * same run; absolute times from different runs are not comparable (these machines are noisy).
  *
- *   pnpm bench [--quick] [--only handover,hot-restart,storm,real-storm,floors]   (--only: those phases alone, e.g. while
- *                                                                              working on one; BENCHMARKS.md then has only their rows)
+ *   pnpm bench [--quick] [--only handover,hot-restart,state,storm,real-storm,floors]   (--only: those phases alone, e.g.
+ *                                                        while working on one; BENCHMARKS.md then has only their rows)
+ *   pnpm bench --only state --merge          (measure those phases again and put their figures into the saved
+ *                                            BENCHMARKS.json, keeping the others; BENCHMARKS.md says which were)
  *   pnpm bench --render BENCHMARKS.json     (write BENCHMARKS.md again from saved figures, e.g. after editing analysis.md)
  *
  * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; where nothing answers there, its rows say
@@ -25,10 +27,11 @@ import { killAll } from './processes.js';
 import { realStorm } from './real-storm.js';
 import { type BenchResults, evaluateTargets, renderMarkdown, renderTable, type StormRow } from './report.js';
 import { sleep } from './stats.js';
+import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PHASES = ['handover', 'hot-restart', 'storm', 'real-storm', 'floors'] as const;
+const PHASES = ['handover', 'hot-restart', 'state', 'storm', 'real-storm', 'floors'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: ROOT },
     render: { type: 'string' },
+    merge: { type: 'boolean', default: false },
   },
 });
 const only = new Set((values.only?.split(',') ?? PHASES) as Phase[]);
@@ -47,12 +51,43 @@ if (unknown.length) {
 }
 const quick = values.quick;
 
+/** The figures each phase writes, for `--merge`. */
+const PHASE_KEYS: Record<Phase, (keyof BenchResults)[]> = {
+  handover: ['handover'],
+  'hot-restart': ['hot_restart'],
+  state: ['state_handover', 'state_throughput'],
+  storm: ['storms', 'sql_floor_pglite', 'sql_floor_postgres'],
+  'real-storm': ['real_storms'],
+  floors: ['http_floor'],
+};
+
+/** `fresh`'s figures of the phases in `only`, put into `saved` (the rest kept); the run is noted in `remeasured`. */
+function merged(saved: BenchResults, fresh: BenchResults): BenchResults {
+  const out: BenchResults = { ...saved, memory: { ...saved.memory } };
+  for (const phase of only) for (const key of PHASE_KEYS[phase]) Object.assign(out, { [key]: fresh[key] });
+  if (only.has('handover')) Object.assign(out.memory, fresh.memory);
+  out.errors = [...saved.errors, ...fresh.errors];
+  out.sizes = { ...saved.sizes, ...fresh.sizes };
+  out.remeasured = [
+    ...(saved.remeasured ?? []),
+    {
+      phases: [...only],
+      date: fresh.machine.date,
+      load_average_at_start: fresh.machine.load_average_at_start,
+      duration_s: fresh.duration_s ?? 0,
+    },
+  ];
+  out.targets = evaluateTargets(out);
+  return out;
+}
+
 /** How much of each. `--quick` is a smoke run of every phase (a minute or two), not a measurement. */
 const SIZES = quick
   ? {
       restarts: 5,
       coldCycles: 3,
       hotRestarts: 5,
+      stateRestarts: 3,
       stormGateways: 200,
       stormConcurrency: 100,
       realGateways: 8,
@@ -63,6 +98,7 @@ const SIZES = quick
       restarts: 30,
       coldCycles: 10,
       hotRestarts: 30,
+      stateRestarts: 10,
       stormGateways: 1000,
       stormConcurrency: 100,
       realGateways: 50,
@@ -75,6 +111,9 @@ const SIZES = quick
  * Steady: 3 s before the first restart, 1 s after each (a new process is slower for its first few hundred ms).
  */
 const HOT_LOAD = { clients: 4, intervalMs: 2, timeoutMs: 5_000, warmupMs: 3_000, steadyMs: 1_000 };
+
+/** Organizations pushing (and pulling) their snapshots at once in the throughput phase. */
+const STATE_CALLERS = 4;
 
 const benchStart = performance.now();
 const elapsed = () => `${((performance.now() - benchStart) / 1000).toFixed(0).padStart(4)} s`;
@@ -157,6 +196,45 @@ async function main(): Promise<number> {
     );
   }
 
+  if (only.has('state')) {
+    const sizes = [0, MIB, 10 * MIB];
+    await phase(
+      `1c. hot restart with the organization's state (documents of 0, 1 and 10 MiB; ${SIZES.stateRestarts} restarts each), PGlite`,
+      async () => {
+        const g = await startBenchGanymede({ kind: 'pglite' }, { reopen: true });
+        try {
+          results.state_handover = await stateHandover(g, { ...HOT_LOAD, restarts: SIZES.stateRestarts, sizes, progress: say });
+        } finally {
+          await g.close();
+        }
+      },
+    );
+    results.state_throughput = [];
+    for (const backend of backends.slice(0, 2)) {
+      const label = backendLabel(backend);
+      if (!available(backend)) {
+        results.state_throughput.push({ backend: label, skipped: 'no PostgreSQL' });
+        continue;
+      }
+      await phase(
+        `1d. snapshot push and pull throughput (1 MiB, ${STATE_CALLERS} organizations) vs raw bytea writes, ${label}`,
+        async () => {
+          const g = await startBenchGanymede(backend, { reopen: true });
+          try {
+            const floor = backend.kind === 'pglite' ? { kind: 'pglite' as const } : { kind: 'postgres' as const, url: backend.url };
+            const row = await stateThroughput(g, floor, { callers: STATE_CALLERS, snapshotBytes: MIB, durationMs: SIZES.sqlMs });
+            results.state_throughput!.push({ backend: label, ...row });
+            say(
+              `   push ${row.push.mib_per_second.toFixed(0)} MiB/s, pull ${row.pull.mib_per_second.toFixed(0)} MiB/s; raw bytea ${row.raw_bytea.mib_per_second.toFixed(0)} MiB/s`,
+            );
+          } finally {
+            await g.close();
+          }
+        },
+      );
+    }
+  }
+
   if (only.has('storm')) {
     for (const backend of backends) {
       const label = backendLabel(backend);
@@ -222,8 +300,9 @@ async function main(): Promise<number> {
   results.targets = evaluateTargets(results);
   console.log(`\n${renderTable(results)}\n`);
   const outDir = values.out.endsWith('/') ? values.out : `${values.out}/`;
-  await writeFile(`${outDir}BENCHMARKS.json`, `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(`${outDir}BENCHMARKS.md`, renderMarkdown(results));
+  const written = values.merge ? merged(JSON.parse(await readFile(`${outDir}BENCHMARKS.json`, 'utf8')) as BenchResults, results) : results;
+  await writeFile(`${outDir}BENCHMARKS.json`, `${JSON.stringify(written, null, 2)}\n`);
+  await writeFile(`${outDir}BENCHMARKS.md`, renderMarkdown(written));
   say(`wrote ${outDir}BENCHMARKS.md and ${outDir}BENCHMARKS.json`);
   if (results.errors.length) say(`${results.errors.length} phase(s) failed:\n  ${results.errors.join('\n  ')}`);
   return results.errors.length ? 1 : 0;

@@ -5,6 +5,7 @@ import { HANDOVER_STAGES, type HandoverResult, POLL_INTERVAL_MS } from './handov
 import type { HotRestartMode, HotRestartResult } from './hot-restart.js';
 import type { Machine } from './machine.js';
 import type { RealStormResult } from './real-storm.js';
+import type { StateHandoverRow, ThroughputRow } from './state.js';
 import { fmt } from './stats.js';
 import type { StormResult } from './storm.js';
 
@@ -34,6 +35,8 @@ export interface BenchResults {
   postgres_url: string | null;
   handover?: HandoverResult;
   hot_restart?: HotRestartResult;
+  state_handover?: StateHandoverRow[];
+  state_throughput?: (ThroughputRow | { backend: string; skipped: string })[];
   storms: StormRow[];
   real_storms: StormRow[];
   sql_floor_pglite?: SqlFloor;
@@ -43,6 +46,8 @@ export interface BenchResults {
   errors: string[];
   duration_s?: number;
   targets?: Target[];
+  /** Phases measured again later (`pnpm bench --only … --merge`), their figures replacing the first run's. */
+  remeasured?: { phases: string[]; date: string; load_average_at_start: number[]; duration_s: number }[];
 }
 
 const ms = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${fmt(n)} ms`);
@@ -50,6 +55,9 @@ const x = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–'
 const mib = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${fmt(n)} MiB`);
 const maxOf = (xs: number[] | undefined) => (xs?.length ? Math.max(...xs) : Number.NaN);
 const rate = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${Math.round(n).toLocaleString('en-US')}/s`);
+
+const sizeLabel = (bytes: number) => (bytes === 0 ? 'no state' : `${fmt(bytes / (1024 * 1024))} MiB`);
+const plus = (n: number) => `${n < 0 ? '−' : '+'}${fmt(Math.abs(n))} ms`;
 
 const sqlFloorFor = (r: BenchResults, row: StormRow) => (row.kind === 'pglite' ? r.sql_floor_pglite : r.sql_floor_postgres);
 
@@ -113,6 +121,14 @@ export function evaluateTargets(r: BenchResults): Target[] {
         status: status(m.allocation_kept),
       });
     }
+  }
+  for (const row of r.state_handover ?? []) {
+    targets.push({
+      what: `Hot restart with a document of ${sizeLabel(row.document_bytes)} (${row.restarts} restarts): failed requests; document read back`,
+      target: '0; every byte',
+      measured: `${row.failed} of ${row.sent}; ${row.intact ? 'every byte' : 'NOT intact'}`,
+      status: status(row.failed === 0 && row.intact),
+    });
   }
   for (const row of r.storms) {
     const limit = row.kind === 'pglite' ? 2000 : 1000;
@@ -221,6 +237,42 @@ function rows(r: BenchResults): string[][] {
         `${p.min} / ${fmt(p.median)} / ${p.max}`,
         '',
         '',
+      ]);
+    }
+  }
+  const none = r.state_handover?.find((row) => row.document_bytes === 0);
+  for (const row of r.state_handover ?? []) {
+    const label = `1c. Hot restart with state, document of ${sizeLabel(row.document_bytes)}, ${row.restarts} restarts`;
+    const against = row === none || !none;
+    out.push([
+      `${label}: handover median / p95`,
+      `${ms(row.handover_ms.median)} / ${ms(row.handover_ms.p95)}`,
+      against ? '' : `no state: ${ms(none.handover_ms.median)} / ${ms(none.handover_ms.p95)}`,
+      against ? '' : `${plus(row.handover_ms.median - none.handover_ms.median)} = ${x(row.handover_ms.median / none.handover_ms.median)}`,
+    ]);
+    out.push([
+      `${label}: longest gap between answers; latency p99 during restarts; failed`,
+      `${ms(row.max_gap_ms)}; ${ms(row.restart_p99_ms)}; ${row.failed} of ${row.sent}`,
+      against ? '' : `no state: ${ms(none.max_gap_ms)}; ${ms(none.restart_p99_ms)}`,
+      against ? '' : `gap ${plus(row.max_gap_ms - none.max_gap_ms)}`,
+    ]);
+  }
+  for (const row of r.state_throughput ?? []) {
+    const label = `1d. Snapshots, ${row.backend}`;
+    if ('skipped' in row) {
+      out.push([label, `skipped: ${row.skipped}`, '', '']);
+      continue;
+    }
+    const raw = `raw bytea INSERT of as many bytes: ${fmt(row.raw_bytea.mib_per_second)} MiB/s (${rate(row.raw_bytea.per_second)})`;
+    for (const [what, figure] of [
+      ['push', row.push],
+      ['pull', row.pull],
+    ] as const) {
+      out.push([
+        `${label}: ${what} of ${sizeLabel(row.snapshot_bytes)}, ${row.callers} organizations at once`,
+        `${fmt(figure.mib_per_second)} MiB/s (${rate(figure.per_second)})`,
+        raw,
+        x(figure.mib_per_second / row.raw_bytea.mib_per_second),
       ]);
     }
   }
@@ -381,7 +433,7 @@ these machines are noisy, so compare the ratios, not absolute times across runs.
 | PostgreSQL | ${m.postgres ?? 'none reachable: its rows are skipped'} |
 | load average at the start (1, 5, 15 min) | ${m.load_average_at_start.join(', ')} |
 | date | ${m.date} |
-
+${(r.remeasured ?? []).map((again) => `| measured again: ${again.phases.join(', ')} | ${again.date}, load average ${again.load_average_at_start.join(', ')}, ${fmt(again.duration_s)} s |\n`).join('')}
 ## Results
 
 ${mdTable(['measure', 'figure', 'floor, same run', 'ratio'], rows(r))}
@@ -433,6 +485,18 @@ ${analysis}
   answers of any client. **Floor**: the gateway's cold process start as in 1, ${r.sizes.coldCycles} samples before each mode's load
   (no load running). Targets: no failed request; longest gap ≤ 0.1 × floor; p99 during restarts ≤ 2 × steady p99 +
   0.1 × floor.
+- **1c. Hot restart with state.** As 1b (keep-alive only), ${r.sizes.stateRestarts ?? 10} restarts for each size of the organization's
+  shared document (the built-in workload, Yjs): none, 1 MiB and 10 MiB of text, written by a real Yjs client
+  before the restarts and autosaved. Each restart carries the state: the old process pushes it if it changed, the
+  successor pulls the latest snapshot while it boots, the final snapshot goes from the old process to the successor
+  over the supervisor at the drain and is restored before the successor accepts, which then pushes it as its own.
+  **Floor**: the same figures with no state, same run. After each size's restarts a new client reads the document
+  back: every byte must be there.
+- **1d. Snapshot throughput.** 4 organizations, each claimed by a gateway of its own, push a 1 MiB snapshot (its
+  JSON text as the gateway sends it, base64 in \`data\`) one push after another with compare-and-set, for
+  ${fmt((r.sizes.sqlMs ?? 3000) / 1000)} s after a warm-up, through the gateway's typed client; then pull it as long. **Floor**: the database's raw
+  \`bytea\` write rate: single-row INSERTs of as many bytes from as many callers through the database door Ganymede
+  uses (PGlite: its one connection in a data directory; PostgreSQL: a pool of 10).
 - **2. Before the protocol** (${r.sizes.coldCycles} cycles): the gateway stopped (SIGTERM: /gateway/stop, the allocation ends),
   started again (it comes up idle), then the organization's \`/gateway/start\` (Ganymede tells the gateway, which
   claims), until served. Machine time only: the user's page reload that triggered the last step is not counted.

@@ -47,3 +47,39 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** `n` rounded for a table: 1 decimal under 10, none above. */
 export const fmt = (n: number | undefined | null, digits?: number) =>
   n === undefined || n === null || Number.isNaN(n) ? '–' : n.toFixed(digits ?? (Math.abs(n) < 10 ? 1 : 0));
+
+/** Calls per second, and the bytes they carried (each `bytes`) in MiB/s. */
+export interface Rate {
+  count: number;
+  per_second: number;
+  mib_per_second: number;
+}
+
+/**
+ * Runs `call` from `callers` concurrent callers, each call after the previous one's answer, for `durationMs`,
+ * after a warm-up (a quarter of it, at most 500 ms: connections open, statements prepared). `call` gets its
+ * caller's number and how many calls that caller made before it.
+ */
+export async function callRate(
+  options: { callers: number; durationMs: number; bytes?: number },
+  call: (caller: number, index: number) => Promise<unknown>,
+): Promise<Rate> {
+  const run = async (ms: number) => {
+    let count = 0;
+    const deadline = performance.now() + ms;
+    await Promise.all(
+      Array.from({ length: options.callers }, async (_, c) => {
+        for (let i = 0; performance.now() < deadline; i++) {
+          await call(c, i);
+          count++;
+        }
+      }),
+    );
+    return count;
+  };
+  await run(Math.min(500, options.durationMs / 4));
+  const t0 = performance.now();
+  const count = await run(options.durationMs);
+  const seconds = (performance.now() - t0) / 1000;
+  return { count, per_second: count / seconds, mib_per_second: (count * (options.bytes ?? 0)) / (1024 * 1024) / seconds };
+}

@@ -106,7 +106,7 @@ async function run(config: GatewayConfig): Promise<never> {
   const answerSupervisor = async (message: ToChild) => {
     switch (message.type) {
       case 'accept':
-        if (message.state !== undefined) gateway.adoptState(Buffer.from(message.state, 'base64'));
+        if (message.state !== undefined) gateway.adoptState(message.state);
         await gateway.listen();
         return tell({ type: 'accepting', port: gateway.port()! });
       case 'prepare':
@@ -117,7 +117,7 @@ async function run(config: GatewayConfig): Promise<never> {
       case 'drain': {
         exitCode = EXIT_CODES.restart;
         const { state, drained } = gateway.drain(); // stops accepting before it returns
-        tell({ type: 'draining', ...(state ? { state: Buffer.from(state).toString('base64') } : {}) });
+        tell({ type: 'draining', ...(state ? { state } : {}) });
         setTimeout(() => exit(EXIT_CODES.restart, 'drain_timeout'), config.drainTimeoutMs + config.shutdownTimeoutMs).unref();
         return exit(await drained, 'exit');
       }

@@ -12,14 +12,18 @@
  */
 import type { RestartReason } from '@ganymede/contracts';
 
-/** `state`: the old process's final snapshot (base64), handed to the successor before it accepts. */
+/**
+ * `state`: the old process's final snapshot, handed to the successor before it accepts. The channel uses Node's
+ * advanced serialization (structured clone), so the bytes travel as they are: no base64, no JSON text of a
+ * document's size parsed twice on the way (the supervisor's and the successor's event loops).
+ */
 export type ToChild =
-  { type: 'prepare'; reason: RestartReason } | { type: 'drain' } | { type: 'accept'; state?: string } | { type: 'withdraw' };
+  { type: 'prepare'; reason: RestartReason } | { type: 'drain' } | { type: 'accept'; state?: Uint8Array } | { type: 'withdraw' };
 
 export type FromChild =
   | { type: 'prepared' }
   | { type: 'ready' }
-  | { type: 'draining'; state?: string }
+  | { type: 'draining'; state?: Uint8Array }
   | { type: 'accepting'; port: number }
   | { type: 'withdrawn'; epoch: number | null };
 
@@ -31,6 +35,9 @@ const typed = (message: unknown, types: Set<string>): boolean =>
 
 export const isFromChild = (message: unknown): message is FromChild => typed(message, CHILD_TYPES);
 export const isToChild = (message: unknown): message is ToChild => typed(message, SUPERVISOR_TYPES);
+
+/** The IPC channel's serialization (both ends: the supervisor spawns with it, Node sets it up in the child). */
+export const IPC_SERIALIZATION = 'advanced';
 
 /** Set by the supervisor in a child's environment: the child is a successor started for a hot restart. */
 export const SUCCESSOR_ENV = 'GATEWAY_SUCCESSOR';

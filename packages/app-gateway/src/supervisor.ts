@@ -28,7 +28,7 @@ import type { RestartReason } from '@ganymede/contracts';
 import type { Logger } from 'pino';
 import { SETTINGS } from './config.js';
 import { EXIT_CODES, SupervisorAlreadyRunningError } from './errors.js';
-import { SUCCESSOR_ENV } from './handover-protocol.js';
+import { IPC_SERIALIZATION, SUCCESSOR_ENV } from './handover-protocol.js';
 import { bindListenSocket, CHILD_LISTEN_FD, type ListenSocket } from './listen-socket.js';
 import { CHILD_PID_FILE, ensureRunDir, isAlive, readPid, removeFile, SUPERVISOR_PID_FILE, writePid } from './pid-file.js';
 import { type ChildExit, SupervisedChild } from './supervised-child.js';
@@ -239,7 +239,7 @@ export class Supervisor {
       ...(successor ? { [SUCCESSOR_ENV]: '1' } : {}),
     };
     const stdio: ('ignore' | 'inherit' | 'ipc' | number)[] = ['ignore', 'inherit', 'inherit', socket.fd, 'ipc'];
-    const child = new SupervisedChild(spawn(command, args, { env: childEnv, stdio, detached: true }), successor);
+    const child = new SupervisedChild(spawn(command, args, { env: childEnv, stdio, detached: true, serialization: IPC_SERIALIZATION }), successor);
     this.children.add(child);
     child.process.once('spawn', () => {
       if (!successor && child.pid !== undefined) writePid(runDir, CHILD_PID_FILE, child.pid);
@@ -321,7 +321,7 @@ export class Supervisor {
       if (this.stopping) return 'abandoned';
       if (!ready) return await this.successorFailed(old, next, startedAt);
 
-      let state: string | undefined;
+      let state: Uint8Array | undefined;
       if (old.alive()) {
         old.send({ type: 'drain' });
         const draining = await old.next('draining', ANSWER_TIMEOUT_MS);
