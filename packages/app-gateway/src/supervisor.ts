@@ -239,7 +239,10 @@ export class Supervisor {
       ...(successor ? { [SUCCESSOR_ENV]: '1' } : {}),
     };
     const stdio: ('ignore' | 'inherit' | 'ipc' | number)[] = ['ignore', 'inherit', 'inherit', socket.fd, 'ipc'];
-    const child = new SupervisedChild(spawn(command, args, { env: childEnv, stdio, detached: true, serialization: IPC_SERIALIZATION }), successor);
+    const child = new SupervisedChild(
+      spawn(command, args, { env: childEnv, stdio, detached: true, serialization: IPC_SERIALIZATION }),
+      successor,
+    );
     this.children.add(child);
     child.process.once('spawn', () => {
       if (!successor && child.pid !== undefined) writePid(runDir, CHILD_PID_FILE, child.pid);
