@@ -71,7 +71,7 @@ export const ganymedeExamples = {
         gateway_id: GATEWAY,
         allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 3 },
         reclaimed: true,
-        lease: { expires_at: AT, seconds: 10 },
+        lease: { expires_at: AT, seconds: 10, renew_deadline_ms: 15_000 },
         notice_key: NOTICE_KEY,
       },
       404: err('allocation_not_found', 'no such allocation'),
@@ -83,7 +83,7 @@ export const ganymedeExamples = {
     responses: {
       ...authed,
       200: {
-        lease: { expires_at: AT, seconds: 10 },
+        lease: { expires_at: AT, seconds: 10, renew_deadline_ms: 15_000 },
         allocation: { allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: 3 },
       },
       409: err('superseded', 'another process of this gateway said ready after this one'),

@@ -17,7 +17,8 @@ export const orgSocketPath = (organizationId: string) => ORG_SOCKET_PATH.replace
 /** Messages past this many bytes close the socket with 1009. */
 export const ORG_SOCKET_MAX_BYTES = 64 * 1024;
 
-export const WS_CLOSE = { goingAway: 1001, tooBig: 1009, serviceRestart: 1012 } as const;
+/** 1013 Try Again Later: the process may not serve for now (its lease lapsed; README, Partitions). */
+export const WS_CLOSE = { goingAway: 1001, tooBig: 1009, serviceRestart: 1012, tryAgainLater: 1013 } as const;
 
 export const OrgSocketMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), whoami: Whoami }),

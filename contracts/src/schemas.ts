@@ -42,6 +42,7 @@ export const ERROR_CODES = [
   'not_found',
   'no_gateway_available',
   'not_ready',
+  'not_serving',
   'payload_too_large',
   'unsupported_media_type',
   'request_timeout',
@@ -101,11 +102,22 @@ export const ServedAllocation = z.object({
 });
 export type ServedAllocation = z.infer<typeof ServedAllocation>;
 
+/** A gateway renews its lease this many times per lease length, each interval jittered by ± RENEWAL_JITTER. */
+export const RENEWALS_PER_LEASE = 3;
+export const RENEWAL_JITTER = 0.25;
+
 /** A gateway's liveness lease. `expires_at` is null until the process renews it once (older gateways never do). */
 export const Lease = z.object({
   expires_at: Timestamp.nullable(),
   /** Renew well within this (a third of it, with jitter). */
   seconds: z.number().int().positive(),
+  /**
+   * Self-fencing: the gateway stops serving its allocation once this long has passed, by its own monotonic
+   * clock, since it sent its last renewal that succeeded; Ganymede chose it so that the gateway stops strictly
+   * before Ganymede may end the allocation (README, Partitions). Absent from older Ganymedes: the gateway then
+   * uses `seconds`.
+   */
+  renew_deadline_ms: z.number().int().positive().optional(),
 });
 
 /** An Ed25519 public key, base64url (a JWK's `x`). */

@@ -15,6 +15,7 @@ import { createGanymede, DEFAULTS } from './ganymede.js';
 const USAGE = `usage:
   ganymede serve [--port 4000] [--host 127.0.0.1] [--data-dir DIR | --memory | --database-url postgres://…]
                  [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
+                 [--renew-deadline-ms (lease + grace) × 750] [--clock-drift 0.05]
                  [--crash-loop-limit 5] [--crash-loop-window-seconds 300] [--shutdown-timeout-ms 5000]
                  [--headers-timeout-ms 10000] [--request-timeout-ms 30000]
                  [--max-snapshot-bytes 16777216] [--snapshot-retention 10]
@@ -43,6 +44,8 @@ const OPTIONS = {
   'notify-timeout-ms': { type: 'string', default: env.GANYMEDE_NOTIFY_TIMEOUT_MS ?? String(DEFAULTS.notifyTimeoutMs) },
   'lease-seconds': { type: 'string', default: env.GANYMEDE_LEASE_SECONDS ?? String(DEFAULTS.leaseSeconds) },
   'lease-grace-seconds': { type: 'string', default: env.GANYMEDE_LEASE_GRACE_SECONDS ?? String(DEFAULTS.leaseGraceSeconds) },
+  'renew-deadline-ms': { type: 'string', default: env.GANYMEDE_RENEW_DEADLINE_MS },
+  'clock-drift': { type: 'string', default: env.GANYMEDE_CLOCK_DRIFT ?? String(DEFAULTS.clockDrift) },
   'crash-loop-limit': { type: 'string', default: env.GANYMEDE_CRASH_LOOP_LIMIT ?? String(DEFAULTS.crashLoopLimit) },
   'crash-loop-window-seconds': {
     type: 'string',
@@ -72,6 +75,13 @@ function parseCommandLine() {
   }
 }
 const { positionals, values } = parseCommandLine();
+
+function fraction(name: string, text: string | undefined): number {
+  const n = Number(text);
+  if (!(text?.trim() && Number.isFinite(n) && n >= 0 && n < 1))
+    throw new UsageError(`--${name} must be a number >= 0 and < 1, got ${JSON.stringify(text)}`);
+  return n;
+}
 
 function positiveInt(name: string, text: string | undefined, min = 1): number {
   const n = Number(text);
@@ -117,6 +127,8 @@ async function serve() {
     notifyTimeoutMs: positiveInt('notify-timeout-ms', values['notify-timeout-ms']),
     leaseSeconds: positiveInt('lease-seconds', values['lease-seconds']),
     leaseGraceSeconds: positiveInt('lease-grace-seconds', values['lease-grace-seconds'], 0),
+    renewDeadlineMs: values['renew-deadline-ms'] === undefined ? undefined : positiveInt('renew-deadline-ms', values['renew-deadline-ms']),
+    clockDrift: fraction('clock-drift', values['clock-drift']),
     crashLoopLimit: positiveInt('crash-loop-limit', values['crash-loop-limit']),
     crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
     shutdownTimeoutMs,

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   DATABASE_UNREACHABLE: 'PostgreSQL did not accept a connection at start',
   GANYMEDE_ANSWER: "an operators' command got an answer it cannot use from the server",
   USER_TOKEN_TOO_LARGE: 'a user token would not fit the header limit (about 1,200 organizations)',
+  LEASE_MARGINS_UNSAFE: 'the lease, grace, renew deadline and clock drift settings cannot guarantee that a cut-off gateway stops first',
 } as const;
 export type GanymedeErrorCode = keyof typeof ERROR_CODES;
 
@@ -31,6 +32,13 @@ export class GanymedeError extends Error {
 export class UsageError extends GanymedeError {
   constructor(message: string) {
     super('GANYMEDE_USAGE', message);
+  }
+}
+
+/** Settings refused at start (lease-margins.ts): they would let two processes serve one organization. */
+export class UnsafeLeaseMarginsError extends GanymedeError {
+  constructor(message: string) {
+    super('LEASE_MARGINS_UNSAFE', message);
   }
 }
 

@@ -13,6 +13,7 @@ import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
+import { DEFAULT_CLOCK_DRIFT, renewDeadlineMs } from './lease-margins.js';
 import { DEFAULT_LIVENESS } from './sql/liveness.js';
 
 /** Storage options (`StorageOptions`: database URL, schema, pool size, data directory) and the server's own. */
@@ -28,6 +29,10 @@ export interface GanymedeOptions extends StorageOptions {
   leaseSeconds?: number;
   /** How long past a lapsed lease an active allocation is ended (reason lease_expired). */
   leaseGraceSeconds?: number;
+  /** A gateway stops serving this long after its last successful renewal (lease-margins.ts); derived if unset. */
+  renewDeadlineMs?: number;
+  /** The bound on clock-rate drift the margins allow for (a ratio). */
+  clockDrift?: number;
   /** Deaths within the window after which a reclaim ends the allocation instead (reason crash_loop). */
   crashLoopLimit?: number;
   crashLoopWindowSeconds?: number;
@@ -52,6 +57,7 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 5000,
   leaseSeconds: DEFAULT_LIVENESS.leaseSeconds,
   leaseGraceSeconds: 10,
+  clockDrift: DEFAULT_CLOCK_DRIFT,
   crashLoopLimit: DEFAULT_LIVENESS.crashLoopLimit,
   crashLoopWindowSeconds: DEFAULT_LIVENESS.crashLoopWindowSeconds,
   maxSnapshotBytes: 16 * 1024 * 1024,
@@ -76,6 +82,8 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     options.logger === undefined
       ? pino({ level: options.logLevel ?? 'info', redact: LOG_REDACT })
       : options.logger || pino({ level: 'silent' });
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const renewDeadline = renewDeadlineMs(settings);
   const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
   const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
   const ownsDb = !options.db;
@@ -88,7 +96,6 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     throw error;
   }
   const tokens = new Tokens(key);
-  const settings = { ...DEFAULTS, ...definedOnly(options) };
   const liveness = {
     leaseSeconds: settings.leaseSeconds,
     crashLoopLimit: settings.crashLoopLimit,
@@ -103,6 +110,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       restartGraceSeconds: settings.restartGraceSeconds,
       notifyTimeoutMs: settings.notifyTimeoutMs,
       liveness,
+      renewDeadlineMs: renewDeadline,
       snapshots: { maxBytes: settings.maxSnapshotBytes, retention: settings.snapshotRetention },
     }),
     {

@@ -23,6 +23,8 @@ export interface RouteDeps {
   restartGraceSeconds: number;
   notifyTimeoutMs: number;
   liveness: LivenessPolicy;
+  /** Sent with every lease (lease-margins.ts): the gateway stops serving this long after its last renewal. */
+  renewDeadlineMs: number;
   /** `/gateway/data/push`: the largest state it stores (bytes of its JSON text), and how many revisions are kept. */
   snapshots: { maxBytes: number; retention: number };
 }
@@ -197,7 +199,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
           gateway_id: gatewayId,
           allocation: served(a),
           reclaimed: result.reclaimed,
-          lease: result.lease,
+          lease: { ...result.lease, renew_deadline_ms: deps.renewDeadlineMs },
           notice_key: tokens.noticeKey(),
         },
       };
@@ -208,7 +210,10 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       const result = await renewLease(db, gatewayId, body.instance_id, body.allocation_id, body.epoch ?? null, deps.liveness.leaseSeconds);
       switch (result.kind) {
         case 'ok':
-          return { status: 200, body: { lease: result.lease, allocation: served(result.allocation) } };
+          return {
+            status: 200,
+            body: { lease: { ...result.lease, renew_deadline_ms: deps.renewDeadlineMs }, allocation: served(result.allocation) },
+          };
         case 'forbidden':
           return { status: 403, body: fail('forbidden', 'not this gateway, or not its allocation') };
         case 'superseded':

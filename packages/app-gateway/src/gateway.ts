@@ -26,8 +26,17 @@ import type { z } from 'zod';
 import type { GatewayConfig } from './config.js';
 import { EXIT_CODES, GanymedeAnswerError, GatewayError, InvalidAnswerError } from './errors.js';
 import { createGanymedeClient, type GanymedeClient } from './ganymede-client.js';
-import { type AllocatedAnswer, createGatewayServer, type GatewayView, NOT_READY, type Phase, servesTraffic } from './http-api.js';
+import {
+  type AllocatedAnswer,
+  createGatewayServer,
+  type GatewayView,
+  NOT_READY,
+  NOT_SERVING,
+  type Phase,
+  servesTraffic,
+} from './http-api.js';
 import { closeOrgSockets, registerOrgSocket, WS_CLOSE } from './org-socket.js';
+import { ServeDeadline } from './serve-deadline.js';
 import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import { Serial, within } from './serial.js';
@@ -98,6 +107,8 @@ export class Gateway implements GatewayView {
   private readonly successor: boolean;
   private readonly stateKeeper: StateKeeper;
   private drained: Promise<number> | undefined;
+  /** Self-fencing (serve-deadline.ts): past it, the organization's traffic is refused until a renewal succeeds. */
+  private readonly deadline = new ServeDeadline(() => this.pause(), this.leaseSeconds * 1000);
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -108,18 +119,53 @@ export class Gateway implements GatewayView {
     this.onSuperseded = options.onSuperseded ?? (() => undefined);
     this.successor = options.successor ?? false;
     this.app = createGatewayServer(this, { logger: options.logger });
+    // Past the renew deadline no organization route runs, the workload's included (upgrades too: before them).
+    this.app.addHook('onRequest', async (request, reply) => {
+      if (request.url.startsWith('/orgs/') && this.lapsed()) return reply.status(503).send(NOT_SERVING);
+    });
     registerOrgSocket(this.app, this);
     const workload = options.workload ?? sharedDocument;
-    this.stateKeeper = new StateKeeper({ client: this.client, config: this.config, log: this.log, workload, held: () => this.held });
+    const writable = () => (this.current === 'up' || this.current === 'handing_over') && !this.deadline.lapsed();
+    this.stateKeeper = new StateKeeper({
+      client: this.client,
+      config: this.config,
+      log: this.log,
+      workload,
+      held: () => this.held,
+      writable,
+    });
     const host: WorkloadHost = {
       state: (organizationId) => (servesTraffic(this.current) ? this.stateKeeper.state(organizationId) : null),
-      acceptsSessions: () => this.current === 'up' || this.current === 'handing_over',
+      acceptsSessions: writable,
     };
     void this.app.register(async (scope) => workload.routes(scope, host));
   }
 
   phase(): Phase {
     return this.current;
+  }
+
+  lapsed(): boolean {
+    return this.held !== null && this.deadline.lapsed();
+  }
+
+  /** The renew deadline passed (serve-deadline.ts): refuse the organization's traffic, close its sessions. */
+  private pause(): void {
+    if (!this.held) return;
+    const sockets = closeOrgSockets(this.app, WS_CLOSE.tryAgainLater);
+    this.stateKeeper.pause();
+    this.log.warn(
+      { event: 'serving_paused', websockets: sockets, ...this.context() },
+      'the lease was not renewed within the renew deadline: not serving until Ganymede renews it',
+    );
+  }
+
+  /** A renewal sent at `sentAt` succeeded while the allocation is still this process's: serve again if paused. */
+  private renewed(sentAt: number, deadlineMs: number | undefined): void {
+    if (!this.held) return this.deadline.clear();
+    if (!this.deadline.renewed(sentAt, deadlineMs)) return;
+    this.stateKeeper.serving();
+    this.log.info({ event: 'serving_resumed', ...this.context() }, 'the lease was renewed: serving again');
   }
 
   allocation(): HeldAllocation | null {
@@ -219,15 +265,21 @@ export class Gateway implements GatewayView {
     const held = this.held;
     const body = { instance_id: this.instanceId, allocation_id: held?.allocationId ?? null, ...(held ? { epoch: held.epoch } : {}) };
     let answer;
+    const sentAt = ServeDeadline.now();
     try {
       answer = await this.client.lease(this.config.gatewayToken, body);
     } catch (error) {
-      this.log.warn({ event: 'lease_failed', err: error, ...this.context() }, 'could not renew the lease; still serving');
+      const left = Math.round(this.deadline.remainingMs());
+      this.log.warn(
+        { event: 'lease_failed', err: error, serving_left_ms: Number.isFinite(left) ? left : null, ...this.context() },
+        'could not renew the lease',
+      );
       return;
     }
     if (this.current !== 'up') return;
     if (answer.status === 200) {
       this.leaseSeconds = answer.body.lease.seconds;
+      this.renewed(sentAt, answer.body.lease.renew_deadline_ms);
       const given = answer.body.allocation;
       if (!held && given) {
         this.log.info({ event: 'allocation_raced', allocation_id: given.allocation_id }, 'allocated meanwhile: claiming it');
@@ -237,6 +289,7 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409 && answer.body.error === 'allocation_ended') {
       this.held = null;
+      this.deadline.clear();
       this.stateKeeper.close('stopped');
       this.log.warn(
         { event: 'allocation_lost', reason: answer.body.error, allocation_id: held?.allocationId ?? null },
@@ -248,6 +301,7 @@ export class Gateway implements GatewayView {
     }
     if (answer.status === 409) {
       this.held = null;
+      this.deadline.clear();
       this.stateKeeper.close('superseded');
       this.current = 'stood_down'; // no more renewals or claims: the process that took over makes them
       this.log.warn(
@@ -290,8 +344,14 @@ export class Gateway implements GatewayView {
     const token = this.config.gatewayToken;
     const instance_id = this.instanceId;
     const config = () => this.bootCall('POST /gateway/config', deadline, (signal) => this.client.config(token, { signal }));
-    const ready = (allocation_id: string | null) =>
-      this.bootCall('POST /gateway/ready', deadline, (signal) => this.client.ready(token, { allocation_id, instance_id }, { signal }));
+    // When the last /gateway/ready was first sent (a retry is later): what the serve deadline counts from.
+    let readySentAt = 0;
+    const ready = (allocation_id: string | null) => {
+      readySentAt = ServeDeadline.now();
+      return this.bootCall('POST /gateway/ready', deadline, (signal) =>
+        this.client.ready(token, { allocation_id, instance_id }, { signal }),
+      );
+    };
 
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
       const configured = await config();
@@ -306,7 +366,7 @@ export class Gateway implements GatewayView {
         this.failpoint('gateway:after:ready');
         if (claimed.status === 200) {
           const { allocation, reclaimed } = claimed.body;
-          this.readyAnswered(claimed.body);
+          this.readyAnswered(claimed.body, readySentAt);
           if (allocation?.allocation_id === allocation_id) {
             await this.hold(configured.body, allocation, deadline);
             this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${allocation.epoch}`);
@@ -332,7 +392,7 @@ export class Gateway implements GatewayView {
 
       const idle = await ready(null);
       if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
-      this.readyAnswered(idle.body);
+      this.readyAnswered(idle.body, readySentAt);
       if (idle.body.allocation === null) return;
       this.log.info(
         { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
@@ -342,9 +402,13 @@ export class Gateway implements GatewayView {
     throw new GatewayError('BOOT_FAILED', `the allocation kept changing over ${MAX_SETTLE_ROUNDS} rounds with Ganymede`);
   }
 
-  /** What every 200 from /gateway/ready tells this process: its lease length and the key that verifies notices. */
-  private readyAnswered(body: ReadyBody): void {
+  /**
+   * What every 200 from /gateway/ready (sent at `sentAt`) tells this process: its lease length and renew deadline
+   * (the ready renewed the lease), and the key that verifies notices.
+   */
+  private readyAnswered(body: ReadyBody, sentAt: number): void {
     this.leaseSeconds = body.lease.seconds;
+    this.deadline.renewed(sentAt, body.lease.renew_deadline_ms);
     if (body.notice_key === undefined) {
       // Once a key is known it stays: while Ganymede replicas are mixed, an older one's unproven notices are refused.
       if (this.noticeKey === null)
@@ -418,10 +482,11 @@ export class Gateway implements GatewayView {
       if (config.body.allocation_id !== allocationId) {
         return ended(`Ganymede holds allocation ${config.body.allocation_id}, not ${allocationId}`);
       }
+      const sentAt = ServeDeadline.now();
       const ready = await this.client.ready(token, { allocation_id: allocationId, instance_id: this.instanceId });
       if (ready.status === 404 || ready.status === 409) return ended(`Ganymede refused the claim: ${ready.body.error}`);
       if (ready.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', ready);
-      this.readyAnswered(ready.body);
+      this.readyAnswered(ready.body, sentAt);
       if (ready.body.allocation?.allocation_id !== allocationId) return ended('Ganymede answered another allocation');
       await this.hold(config.body, ready.body.allocation);
       this.stateKeeper.serving();
@@ -481,6 +546,7 @@ export class Gateway implements GatewayView {
 
   /** True when Ganymede took the withdraw (or there is nothing left to withdraw); false: claim the allocation again. */
   private async withdrawRestart(held: HeldAllocation): Promise<boolean> {
+    const sentAt = ServeDeadline.now();
     const answer = await this.bootCall('POST /gateway/restart/withdraw', Date.now() + this.config.bootTimeoutMs, (signal) =>
       this.client
         .withdrawRestart(held.organizationToken, { epoch: held.epoch, allocation_id: held.allocationId }, { signal })
@@ -489,7 +555,10 @@ export class Gateway implements GatewayView {
           throw error;
         }),
     );
-    if (answer.status === 200) return true;
+    if (answer.status === 200) {
+      this.renewed(sentAt, undefined); // the withdraw renewed the lease
+      return true;
+    }
     if (answer.status === 403 && answer.body.error === 'allocation_ended') {
       this.held = null;
       this.log.warn({ event: 'allocation_lost', allocation_id: held.allocationId }, 'the allocation ended during the handover');

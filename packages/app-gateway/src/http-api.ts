@@ -36,6 +36,10 @@ export interface GatewayView {
 }
 
 export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting, standing down or shutting down' } as const;
+export const NOT_SERVING = {
+  error: 'not_serving',
+  message: 'the gateway could not renew its lease in time: it serves nothing until Ganymede answers again',
+} as const;
 
 /** The organization's traffic: answered while this process serves that organization. */
 function servedBy(view: GatewayView, organizationId: string) {

@@ -41,6 +41,8 @@ export class StateKeeper {
       workload: Workload;
       /** The allocation this process holds now (its epoch may move on: a claim after a failed handover). */
       held: () => HeldAllocation | null;
+      /** False while the process may not take writes (its lease lapsed, or it drains). */
+      writable: () => boolean;
     },
   ) {}
 
@@ -145,12 +147,20 @@ export class StateKeeper {
     return within(this.pushes.idle(), ms);
   }
 
-  /** Traffic may reach the state now: tells the workload, once per state. */
+  /** Traffic may reach the state now: tells the workload, once per state (again after a pause). */
   serving(): void {
     const open = this.open;
     if (!open || open.servingSaid) return;
     open.servingSaid = true;
     open.value.serving?.();
+  }
+
+  /** The process may not serve for now (its lease lapsed): the workload closes its sessions; the state is kept. */
+  pause(): void {
+    const open = this.open;
+    if (!open?.servingSaid) return;
+    open.servingSaid = false;
+    open.value.paused?.();
   }
 
   /** The organization is no longer served here: the workload is told why (it closes its sessions); the state is dropped. */
@@ -180,6 +190,7 @@ export class StateKeeper {
       changed: () => {
         if (this.open?.value === entry.value) this.open.changes++;
       },
+      writable: () => this.open?.value === entry.value && this.deps.writable(),
     });
     return entry;
   }

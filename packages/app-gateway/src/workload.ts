@@ -22,6 +22,11 @@ export interface OrganizationState {
   serving?(): void;
   /** A hot restart's successor took over: close sessions (clients reconnect to the successor); a snapshot follows. */
   draining?(): void;
+  /**
+   * This process may not serve for now (it could not renew its lease in time): close sessions, take no writes.
+   * `serving()` follows if Ganymede renews the lease while the allocation is still this process's.
+   */
+  paused?(): void;
   /** Another process holds the allocation now: stop serving; nothing this process holds is saved any more. */
   superseded?(): void;
   /** The process stops, or the allocation ended (the state was pushed first where it could be). */
@@ -35,6 +40,8 @@ export interface StateContext {
   log: FastifyBaseLogger;
   /** Call after every change: the next autosave pushes only if something changed. */
   changed(): void;
+  /** False while this process may not change the state (paused, draining, ended): refuse the write. */
+  writable(): boolean;
 }
 
 /** What the gateway offers a workload's routes. */

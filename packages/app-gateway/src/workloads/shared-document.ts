@@ -62,6 +62,10 @@ export class SharedDocument implements OrganizationState {
     this.closeSockets(WS_CLOSE.serviceRestart, 'service restart');
   }
 
+  paused(): void {
+    this.closeSockets(WS_CLOSE.tryAgainLater, 'not serving');
+  }
+
   superseded(): void {
     this.closeSockets(WS_CLOSE.goingAway, 'superseded');
   }
@@ -98,6 +102,8 @@ export class SharedDocument implements OrganizationState {
   }
 
   private receive(socket: WebSocket, message: Uint8Array): void {
+    // A message read after the process lost the right to serve (a pause past its deadline) changes nothing.
+    if (!this.context.writable()) return void socket.close(WS_CLOSE.tryAgainLater, 'not serving');
     try {
       const decoder = decoding.createDecoder(message);
       const reply = encoding.createEncoder();
