@@ -46,6 +46,7 @@ export {
   servePlatformGateway,
 } from './platform-gateway.js';
 export { platformExchange, startPlatformGatewayProcess } from './platform-gateway-process.js';
+export { type OlderGanymede, type OlderGanymedeOptions, startOlderGanymede } from './older-ganymede.js';
 export { percentile } from './stats.js';
 export {
   formatLoadReport,
