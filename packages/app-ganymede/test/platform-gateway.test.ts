@@ -32,7 +32,7 @@ describe("the platform gateway's ready", () => {
     expect(await protocolOf(gw.gateway_id)).toBe('v2');
   });
 
-  it("names another gateway: 403 forbidden, and nothing changes (not its readiness, not its protocol)", async () => {
+  it('names another gateway: 403 forbidden, and nothing changes (not its readiness, not its protocol)', async () => {
     const gw = await addGateway(g.target.url);
     const other = await addGateway(g.target.url);
     const before = await g.snapshot();

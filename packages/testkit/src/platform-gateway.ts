@@ -67,7 +67,12 @@ export const platformRequests = {
   stop(organizationToken: string): string {
     return request(
       'POST /gateway/stop HTTP/1.1',
-      [['authorization', `Bearer ${organizationToken}`], ['Host', PLATFORM_GANYMEDE_FQDN], ['Content-Type', 'application/json'], ...myfetchTail],
+      [
+        ['authorization', `Bearer ${organizationToken}`],
+        ['Host', PLATFORM_GANYMEDE_FQDN],
+        ['Content-Type', 'application/json'],
+        ...myfetchTail,
+      ],
       chunked('{}'),
     );
   },
@@ -122,7 +127,12 @@ export async function servePlatformGateway(options: PlatformGatewayOptions): Pro
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      options.onCall?.({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      options.onCall?.({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
       const json = (status: number, body: unknown) =>
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
       if (req.method === 'GET' && req.url === '/collab/ping') return json(200, {});

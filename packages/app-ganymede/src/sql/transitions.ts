@@ -34,9 +34,7 @@ const ALLOCATABLE = `g.ready_at IS NOT NULL
 
 /** A new allocation comes with the protocol its gateway speaks: how it must be told (notify.ts). */
 export type AllocateResult =
-  | { kind: 'existing'; allocation: Allocation }
-  | { kind: 'created'; allocation: Allocation; protocol: GatewayProtocol }
-  | { kind: 'none' };
+  { kind: 'existing'; allocation: Allocation } | { kind: 'created'; allocation: Allocation; protocol: GatewayProtocol } | { kind: 'none' };
 
 /**
  * Statements one `allocate` may spend losing races. Each lost race means a concurrent caller committed an
