@@ -6,6 +6,8 @@ import {
   AllocatedNotice,
   AllocationHistoryResponse,
   BearerHeaders,
+  CollabAnswer,
+  CollabStartBody,
   ConfigBody,
   ConfigResponse,
   DataPullBody,
@@ -188,6 +190,26 @@ export const gatewayContract = c.router(
       headers: NoticeHeaders,
       body: AllocatedNotice,
       responses: { ...common, 200: Whoami, 401: ErrorBody, 409: ErrorBody, 503: ErrorBody },
+    },
+  },
+  { strictStatusCodes: true },
+);
+
+/** The platform's gateway, as far as Ganymede calls it: how a v1 gateway is told of its allocation. Not served here. */
+export const platformGatewayContract = c.router(
+  {
+    collabPing: {
+      method: 'GET',
+      path: '/collab/ping',
+      summary: 'Is the platform gateway up? (the first half of its allocation notice)',
+      responses: { 200: CollabAnswer },
+    },
+    collabStart: {
+      method: 'POST',
+      path: '/collab/start',
+      summary: 'You were allocated: the platform gateway reads /gateway/config, starts serving, then answers.',
+      body: CollabStartBody,
+      responses: { 200: CollabAnswer },
     },
   },
   { strictStatusCodes: true },

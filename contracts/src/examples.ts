@@ -59,7 +59,17 @@ export const ganymedeExamples = {
     request: { headers: auth, body: {} },
     responses: {
       ...authed,
-      200: { ...allocation, organization_token: TOKEN, state: 'restarting', epoch: 2, restart_deadline: AT },
+      200: {
+        ...allocation,
+        organization_token: TOKEN,
+        state: 'restarting',
+        epoch: 2,
+        restart_deadline: AT,
+        organization_name: '',
+        projects: [],
+        project_names: [],
+        members: [],
+      },
       404: err('no_allocation', 'this gateway holds no live allocation'),
     },
   },
@@ -217,4 +227,19 @@ export const gatewayExamples = {
       503: err('not_ready', 'the gateway is starting or shutting down'),
     },
   },
+} as const;
+
+/** Ganymede's calls to the platform's gateway (protocol v1), with the answers it gives. */
+export const platformGatewayExamples = {
+  collabPing: { request: {}, responses: { 200: {} } },
+  collabStart: { request: { body: {} }, responses: { 200: {} } },
+} as const;
+
+/**
+ * The platform's gateway's own bodies (protocol v1), as it sends them: ready with its id, stop with nothing. The
+ * contract's ready and stop bodies take them (examples.test.ts checks it).
+ */
+export const platformGatewayBodies = {
+  ready: { gateway_id: GATEWAY },
+  stop: {},
 } as const;

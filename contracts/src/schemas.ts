@@ -74,7 +74,15 @@ export const StartResponse = z.object({
 
 export const ConfigBody = z.object({}).strict();
 
-/** Keeps upstream's top-level `organization_id`, `gateway_id`, `organization_token` so older gateways still read it. */
+/** An organization's member, as the platform's Ganymede lists them in /gateway/config. */
+export const PlatformMember = z.object({ user_id: z.string(), username: z.string(), role: z.enum(['owner', 'admin', 'member']) });
+
+/**
+ * Keeps upstream's top-level `organization_id`, `gateway_id`, `organization_token` so older gateways still read it,
+ * and the rest of what the platform's gateway reads (`organization_name`, `projects`, `project_names`, `members`).
+ * Ganymede keeps no directory of organizations, so it always sends those empty ("" and []); they default to empty
+ * when a Ganymede older than them leaves them out.
+ */
 export const ConfigResponse = z.object({
   gateway_id: Uuid,
   organization_id: Uuid,
@@ -83,9 +91,24 @@ export const ConfigResponse = z.object({
   state: LiveState,
   epoch: Epoch,
   restart_deadline: Timestamp.nullable(),
+  organization_name: z.string().default(''),
+  /** Project ids. */
+  projects: z.array(z.string()).default([]),
+  /** The projects' names, in the order of `projects`. */
+  project_names: z.array(z.string()).default([]),
+  members: z.array(PlatformMember).default([]),
 });
 
-export const ReadyBody = z
+/**
+ * Which protocol a gateway speaks, as its last /gateway/ready showed. `v2`: this project's gateway (instance ids,
+ * epochs, leases; told of an allocation with `POST /allocated`). `v1`: the platform's gateway (`{gateway_id}`;
+ * told with `GET /collab/ping`, then `POST /collab/start`).
+ */
+export const GATEWAY_PROTOCOLS = ['v1', 'v2'] as const;
+export const GatewayProtocol = z.enum(GATEWAY_PROTOCOLS);
+export type GatewayProtocol = z.infer<typeof GatewayProtocol>;
+
+export const CurrentReadyBody = z
   .object({
     /** The allocation this process now serves (from /gateway/config), or null when it comes up idle. */
     allocation_id: Uuid.nullable(),
@@ -93,6 +116,19 @@ export const ReadyBody = z
     instance_id: Uuid.optional(),
   })
   .strict();
+
+/**
+ * The platform's gateway says ready with its own id and nothing else, once per process. It never claims: read as an
+ * idle ready (`allocation_id: null`), which leaves an allocation the gateway holds as it is (the platform's gateway
+ * took it with /gateway/config). `gateway_id` must be the token's gateway.
+ */
+const PlatformReadyBody = z
+  .object({ gateway_id: Uuid })
+  .strict()
+  .transform(({ gateway_id }) => ({ allocation_id: null, gateway_id }));
+
+/** Either protocol's body; `gateway_id` is there only in the platform's (v1). */
+export const ReadyBody = z.union([CurrentReadyBody, PlatformReadyBody]);
 
 export const ServedAllocation = z.object({
   allocation_id: Uuid,
@@ -154,7 +190,8 @@ export const LeaseResponse = z.object({
 
 export const StopBody = z
   .object({
-    reason: StopReason,
+    /** The platform's gateways send `{}`: a stop. */
+    reason: StopReason.default('stop'),
     /** Omitted by older gateways: then no fencing check is made. */
     epoch: Epoch.optional(),
     allocation_id: Uuid.optional(),
@@ -354,6 +391,14 @@ export const Health = z.object({
 });
 
 export const AllocatedNotice = z.object({ allocation_id: Uuid }).strict();
+
+/**
+ * The platform's gateway (protocol v1) is told of an allocation as the platform's Ganymede told it: `GET /collab/ping`,
+ * then `POST /collab/start` with `{}`, which it answers once it has read /gateway/config. Its answers are `{}`;
+ * anything else it adds is tolerated (only the status is read).
+ */
+export const CollabStartBody = z.object({}).strict();
+export const CollabAnswer = z.object({}).passthrough();
 
 /**
  * The notice token: `Authorization: Bearer <JWT>` on Ganymede's `POST /allocated`, signed EdDSA (Ed25519) with a

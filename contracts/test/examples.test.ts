@@ -1,13 +1,22 @@
 import { type AppRoute, isZodType } from '@ts-rest/core';
 import { describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
-import { ganymedeContract, ganymedeExamples, gatewayContract, gatewayExamples } from '../src/index.js';
+import {
+  ganymedeContract,
+  ganymedeExamples,
+  gatewayContract,
+  gatewayExamples,
+  platformGatewayBodies,
+  platformGatewayContract,
+  platformGatewayExamples,
+} from '../src/index.js';
 
 type Example = { request: { body?: unknown; headers?: unknown; params?: unknown }; responses: Record<number, unknown> };
 
 const suites: [string, Record<string, AppRoute>, Record<string, Example>][] = [
   ['ganymede', ganymedeContract, ganymedeExamples],
   ['gateway', gatewayContract, gatewayExamples],
+  ['platform gateway', platformGatewayContract, platformGatewayExamples],
 ];
 
 describe.each(suites)('%s examples', (_name, contract, examples) => {
@@ -35,4 +44,20 @@ describe.each(suites)('%s examples', (_name, contract, examples) => {
       }
     });
   }
+});
+
+describe("the platform gateway's bodies", () => {
+  it('ready {gateway_id} is an idle ready that keeps the id; anything more or less is refused', () => {
+    expect(ganymedeContract.ready.body.parse(platformGatewayBodies.ready)).toEqual({
+      allocation_id: null,
+      gateway_id: platformGatewayBodies.ready.gateway_id,
+    });
+    for (const bad of [{ gateway_id: 'gw-1' }, { ...platformGatewayBodies.ready, allocation_id: null }, {}]) {
+      expect(ganymedeContract.ready.body.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+  it('stop {} means reason stop; a null reason is still refused', () => {
+    expect(ganymedeContract.stop.body.parse(platformGatewayBodies.stop)).toEqual({ reason: 'stop' });
+    expect(ganymedeContract.stop.body.safeParse({ reason: null }).success).toBe(false);
+  });
 });

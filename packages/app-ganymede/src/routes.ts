@@ -7,7 +7,7 @@ import { bearer, type Claims, type TokenType, type Tokens } from './auth.js';
 import type { Database } from './db/database.js';
 import { InvalidTokenError } from './errors.js';
 import { failpoint } from '@ganymede/failpoints';
-import { notifyAllocated } from './notify.js';
+import { notifyAllocated, notifyPlatformGateway } from './notify.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
 import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } from './sql/rows.js';
@@ -120,8 +120,16 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         let allocation = result.allocation;
         if (result.kind === 'created') {
           logTransition(log, 'allocated', allocation);
-          const notice = await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds);
-          if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, notice, deps.notifyTimeoutMs))) {
+          const told =
+            result.protocol === 'v1'
+              ? await notifyPlatformGateway(allocation.gateway_url, deps.notifyTimeoutMs)
+              : await notifyAllocated(
+                  allocation.gateway_url,
+                  allocation.allocation_id,
+                  await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds),
+                  deps.notifyTimeoutMs,
+                );
+          if (!told) {
             if (await transitions.rollBack(db, allocation.allocation_id)) {
               logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
               continue;
@@ -162,14 +170,25 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
           state: a.state,
           epoch: a.epoch,
           restart_deadline: a.restart_deadline,
+          // What the platform's gateway reads: Ganymede keeps no directory of organizations to fill them from.
+          organization_name: '',
+          projects: [],
+          project_names: [],
+          members: [],
         },
       };
     },
 
     ready: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.ready, headers.authorization, 'gateway');
+      // Only the platform's gateway (v1) names itself; the token decides, so another gateway's id is refused.
+      const protocol = 'gateway_id' in body ? 'v1' : 'v2';
+      if ('gateway_id' in body && body.gateway_id !== gatewayId) {
+        return { status: 403, body: fail('forbidden', 'gateway_id names another gateway than the token') };
+      }
+      const instanceId = 'instance_id' in body ? (body.instance_id ?? null) : null;
       failpoint('ganymede:before:ready');
-      const result = await transitions.ready(db, gatewayId, body.allocation_id, body.instance_id ?? null, deps.liveness);
+      const result = await transitions.ready(db, gatewayId, body.allocation_id, instanceId, deps.liveness, protocol);
       failpoint('ganymede:after:ready');
       switch (result.kind) {
         case 'not_found':
@@ -190,6 +209,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
           allocation_id: a?.allocation_id ?? null,
           organization_id: a?.organization_id ?? null,
           epoch: a?.epoch ?? null,
+          protocol,
         },
         'gateway ready',
       );

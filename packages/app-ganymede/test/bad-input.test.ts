@@ -174,7 +174,8 @@ const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
     ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { instance_id: randomUUID(), allocation_id: u }]),
   ],
   stop: [
-    ['missing reason', { epoch: 1 }],
+    // No reason is the platform's `{}`, a stop; a null one is still off the contract.
+    ['reason null', { reason: null, epoch: 1 }],
     ['a restart reason', { reason: 'reload', epoch: 1 }],
     ['an unknown reason', { reason: 'restart_timeout', epoch: 1 }],
     ['epoch a string', { reason: 'stop', epoch: '1' }],
@@ -187,7 +188,8 @@ const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
     ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { reason: 'stop', allocation_id: u }]),
   ],
   restart: [
-    ['missing reason', { epoch: 1 }],
+    // No reason is the platform's `{}`, a stop; a null one is still off the contract.
+    ['reason null', { reason: null, epoch: 1 }],
     ['a stop reason', { reason: 'stop', epoch: 1 }],
     ['epoch a string', { reason: 'reload', epoch: '1' }],
     ['epoch 0', { reason: 'reload', epoch: 0 }],

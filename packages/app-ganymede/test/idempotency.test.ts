@@ -41,8 +41,7 @@ const restart = (a: Live, body: Record<string, unknown> = { reason: 'reload', ep
   g.client.restart({ headers: a.orgAuth, body: body as never });
 const withdraw = (a: Live, body: Record<string, unknown> = { epoch: 1 }) =>
   g.client.withdrawRestart({ headers: a.orgAuth, body: body as never });
-const stop = (a: Live, body: Record<string, unknown> = { reason: 'stop', epoch: 1 }) =>
-  g.client.stop({ headers: a.orgAuth, body: body as never });
+const stop = (a: Live, body: Record<string, unknown> = { reason: 'stop', epoch: 1 }) => g.client.stop({ headers: a.orgAuth, body });
 const ready = (a: Live, instance_id: string) => g.client.ready({ headers: a.gw.auth, body: { allocation_id: a.id, instance_id } });
 const renew = (a: Live) => g.client.lease({ headers: a.gw.auth, body: { instance_id: a.instanceId, allocation_id: a.id, epoch: 1 } });
 

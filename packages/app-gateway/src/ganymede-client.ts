@@ -12,12 +12,12 @@
  */
 import {
   type ConfigBody,
+  type CurrentReadyBody,
   type DataPullBody,
   type DataPushBody,
   type GanymedeContract,
   ganymedeContract,
   type LeaseBody,
-  type ReadyBody,
   type RestartBody,
   type StartBody,
   type StopBody,
@@ -61,8 +61,8 @@ export interface GanymedeClient {
   start(token: string, body: z.input<typeof StartBody>, options?: CallOptions): Promise<GanymedeAnswer<'start'>>;
   /** POST /gateway/config (gateway token). */
   config(token: string, options?: CallOptions): Promise<GanymedeAnswer<'config'>>;
-  /** POST /gateway/ready (gateway token). */
-  ready(token: string, body: z.input<typeof ReadyBody>, options?: CallOptions): Promise<GanymedeAnswer<'ready'>>;
+  /** POST /gateway/ready (gateway token), always this gateway's own (v2) body. */
+  ready(token: string, body: z.input<typeof CurrentReadyBody>, options?: CallOptions): Promise<GanymedeAnswer<'ready'>>;
   /** POST /gateway/lease (gateway token). */
   lease(token: string, body: z.input<typeof LeaseBody>, options?: CallOptions): Promise<GanymedeAnswer<'lease'>>;
   /** POST /gateway/restart (organization token). */

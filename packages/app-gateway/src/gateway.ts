@@ -39,6 +39,7 @@ import { closeOrgSockets, registerOrgSocket, WS_CLOSE } from './org-socket.js';
 import { ServeDeadline } from './serve-deadline.js';
 import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
+import { ROUTE_MISSING, unlessRouteMissing } from './route-missing.js';
 import { Serial, within } from './serial.js';
 import { tellGanymede } from './shutdown-call.js';
 import { StateKeeper } from './state-keeper.js';
@@ -97,6 +98,8 @@ export class Gateway implements GatewayView {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
   private leaseSeconds = 10;
+  /** Ganymede has no /gateway/lease (an older one): no renewals, ever (for this process). */
+  private leasesUnsupported = false;
   /**
    * Verifies Ganymede's notices, from /gateway/ready's last answer: the public key; null from a Ganymede older than
    * notice tokens (its notices are taken unproven, the old way); 'unusable' when the key sent does not import (every
@@ -250,7 +253,7 @@ export class Gateway implements GatewayView {
   /** Next renewal in `delayMs`, or at about a third of the lease with ±25% jitter so a fleet spreads out. */
   private scheduleRenewal(delayMs = (this.leaseSeconds * 1000 * (0.75 + Math.random() * 0.5)) / 3): void {
     clearTimeout(this.leaseTimer);
-    if (this.current !== 'up') return;
+    if (this.current !== 'up' || this.leasesUnsupported) return;
     this.leaseTimer = setTimeout(() => void this.serial.run(() => this.renewLease()).finally(() => this.scheduleRenewal()), delayMs);
     this.leaseTimer.unref();
   }
@@ -267,13 +270,19 @@ export class Gateway implements GatewayView {
     let answer;
     const sentAt = ServeDeadline.now();
     try {
-      answer = await this.client.lease(this.config.gatewayToken, body);
+      answer = await unlessRouteMissing(this.client.lease(this.config.gatewayToken, body));
     } catch (error) {
       const left = Math.round(this.deadline.remainingMs());
       this.log.warn(
         { event: 'lease_failed', err: error, serving_left_ms: Number.isFinite(left) ? left : null, ...this.context() },
         'could not renew the lease',
       );
+      return;
+    }
+    if (answer.status === ROUTE_MISSING.status) {
+      // It never expires a lease either: this gateway is exempt there, as the platform's gateways are.
+      this.leasesUnsupported = true;
+      this.log.warn({ event: 'lease_unsupported', ...this.context() }, 'Ganymede has no /gateway/lease (an older Ganymede): no renewals');
       return;
     }
     if (this.current !== 'up') return;

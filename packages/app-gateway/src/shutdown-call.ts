@@ -1,13 +1,16 @@
 /**
- * The shutdown's one call to Ganymede: /gateway/restart for a restart reason (never falling back to /gateway/stop),
- * /gateway/stop for a stop reason. Refusals that mean "nothing to keep or end" are logged, not thrown.
+ * The shutdown's one call to Ganymede: /gateway/restart for a restart reason, /gateway/stop for a stop reason.
+ * Refusals that mean "nothing to keep or end" are logged, not thrown. A Ganymede without /gateway/restart (older
+ * than it) is never asked to stop instead: that would end the user's allocation. The allocation is left as it is,
+ * active, and the next process takes it back as a crash reclaim.
  */
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from './config.js';
-import { GanymedeAnswerError, InvalidAnswerError } from './errors.js';
+import { GanymedeAnswerError } from './errors.js';
 import type { GanymedeClient } from './ganymede-client.js';
 import type { HeldAllocation } from './gateway.js';
+import { ROUTE_MISSING, unlessRouteMissing } from './route-missing.js';
 import type { ShutdownRequest } from './shutdown-reason.js';
 
 export interface ShutdownCallDeps {
@@ -35,24 +38,17 @@ export async function tellGanymede(
     const body = { reason: request.reason, ...base, ...(grace === undefined ? {} : { grace_seconds: grace }) };
     log.info({ event: 'restart_requesting', ...fields }, 'asking Ganymede to keep the allocation');
     failpoint('gateway:before:restart');
-    const answer = await client.restart(held.organizationToken, body, { timeoutMs }).catch((error: unknown) => {
-      // A 404 whose body is off the contract: a Ganymede too old to have the route at all. Same as a 404.
-      if (error instanceof InvalidAnswerError && error.status === 404) {
-        return { status: 404 as const, body: { error: 'not_found' as const, message: 'no /gateway/restart route' } };
-      }
-      throw error;
-    });
+    const answer = await unlessRouteMissing(client.restart(held.organizationToken, body, { timeoutMs }));
     failpoint('gateway:after:restart');
-    if (answer.status === 200) {
+    if (answer.status === ROUTE_MISSING.status) {
+      log.warn(
+        { event: 'restart_unsupported', status: 404, ...fields },
+        'Ganymede has no /gateway/restart (an older Ganymede): leaving the allocation active for the next process to reclaim',
+      );
+    } else if (answer.status === 200) {
       const { restart_deadline } = answer.body;
       log.info({ event: 'restart_requested', restart_deadline, ...fields }, `allocation kept until ${restart_deadline}`);
-    } else if (answer.status === 404) {
-      // An older Ganymede without /gateway/restart: never fall back to /gateway/stop; the next start reclaims.
-      log.warn(
-        { event: 'restart_unsupported', status: 404, error: answer.body.error, ...fields },
-        'Ganymede has no restart for this allocation: leaving it as it is',
-      );
-    } else if (answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
+    } else if (answer.status === 404 || answer.status === 409 || (answer.status === 403 && answer.body.error === 'allocation_ended')) {
       const { error } = answer.body;
       log.info({ event: 'restart_refused', status: answer.status, error, ...fields }, `nothing to keep: ${error}`);
     } else {

@@ -6,13 +6,17 @@
  *
  * The snapshot travels as base64 in the platform's `data` field. A pulled `data` that is not a string (a snapshot
  * the platform's own gateways pushed) cannot be restored: the organization starts empty, with a warning.
+ *
+ * A Ganymede older than snapshots has no data routes (route-missing.ts): then the state lives in this process's
+ * memory only, said once in the log (`state_in_memory_only`), and nothing is pushed again.
  */
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from './config.js';
-import { GanymedeAnswerError, InvalidAnswerError } from './errors.js';
+import { GanymedeAnswerError } from './errors.js';
 import type { GanymedeClient } from './ganymede-client.js';
 import type { HeldAllocation } from './gateway.js';
+import { ROUTE_MISSING, unlessRouteMissing } from './route-missing.js';
 import { Serial, within } from './serial.js';
 import type { OrganizationState, StateEnd, Workload } from './workload.js';
 
@@ -32,6 +36,8 @@ export class StateKeeper {
   private open: Open | null = null;
   private readonly pushes = new Serial();
   private autosave: NodeJS.Timeout | undefined;
+  /** Ganymede has no data routes: nothing to pull or push, ever (for this process). */
+  private inMemoryOnly = false;
 
   constructor(
     private readonly deps: {
@@ -62,13 +68,14 @@ export class StateKeeper {
     if (this.open?.allocationId === held.allocationId) return;
     this.close('superseded');
     const value = this.create(held.organizationId);
-    const answer = await pull({ organization_id: held.organizationId, gateway_id: this.deps.config.gatewayId }).catch((error: unknown) => {
-      // A Ganymede older than snapshots has no such route: nothing to restore.
-      if (error instanceof InvalidAnswerError && error.status === 404) return { status: 404 as const, body: null };
-      throw error;
-    });
+    // The pull's own 404 is `not_found` (nothing pushed yet): only a body off the contract says the route is missing.
+    const answer = this.inMemoryOnly
+      ? ROUTE_MISSING
+      : await unlessRouteMissing(pull({ organization_id: held.organizationId, gateway_id: this.deps.config.gatewayId }), false);
     let revision = 0;
-    if (answer.status === 200) {
+    if (answer.status === ROUTE_MISSING.status) {
+      this.keepInMemoryOnly('POST /gateway/data/pull');
+    } else if (answer.status === 200) {
       revision = answer.body.revision;
       if (typeof answer.body.data === 'string') value.value.restore(Buffer.from(answer.body.data, 'base64'));
       else this.deps.log.warn({ event: 'state_unreadable', revision }, 'the latest snapshot is not one this gateway wrote: starting empty');
@@ -106,7 +113,7 @@ export class StateKeeper {
     return this.pushes.run(async () => {
       const open = this.open;
       const held = this.deps.held();
-      if (!open || !held || held.allocationId !== open.allocationId || open.changes === open.pushedChanges) return;
+      if (this.inMemoryOnly || !open || !held || held.allocationId !== open.allocationId || open.changes === open.pushedChanges) return;
       const timeoutMs = Math.min(this.deps.config.requestTimeoutMs, timeLeftMs);
       if (timeoutMs < 10) return this.deps.log.error({ event: 'push_skipped', why }, 'no time left to push the state');
       const changes = open.changes;
@@ -121,7 +128,9 @@ export class StateKeeper {
       };
       failpoint('gateway:before:push');
       try {
-        const answer = await this.deps.client.dataPush(held.organizationToken, body, { timeoutMs });
+        // The push's own 404 is `allocation_not_found`: `not_found` (or a body off the contract) is the route missing.
+        const answer = await unlessRouteMissing(this.deps.client.dataPush(held.organizationToken, body, { timeoutMs }));
+        if (answer.status === ROUTE_MISSING.status) return this.keepInMemoryOnly('POST /gateway/data/push');
         if (answer.status === 200) {
           open.revision = answer.body.revision;
           open.pushedChanges = changes;
@@ -140,6 +149,16 @@ export class StateKeeper {
         this.deps.log.error({ event: 'push_failed', why, err: error }, 'could not push the state');
       }
     });
+  }
+
+  /** Ganymede has no data routes: say so once, and stop calling them. */
+  private keepInMemoryOnly(route: string): void {
+    if (this.inMemoryOnly) return;
+    this.inMemoryOnly = true;
+    this.deps.log.warn(
+      { event: 'state_in_memory_only', route },
+      `Ganymede has no ${route} (an older Ganymede): the organization's state is kept in this process's memory only`,
+    );
   }
 
   /** Waits up to `ms` for pushes in flight. */

@@ -75,8 +75,19 @@ export interface ServerOptions {
   bodyLimits?: ReadonlyMap<AppRoute, number>;
 }
 
-const describeZod = (where: string, error: ZodError | null): string[] =>
-  error?.issues.map((i) => `${[where, ...i.path].join('.')}: ${i.message}`) ?? [];
+/**
+ * One line per zod issue. A body that matches no member of a union (a route taking either protocol's body) is
+ * described by the member it came closest to (fewest issues), not by zod's bare "Invalid input".
+ */
+function describeZod(where: string, error: ZodError | null): string[] {
+  return (error?.issues ?? []).flatMap((i) => {
+    if (i.code === 'invalid_union' && i.unionErrors.length > 0) {
+      const closest = i.unionErrors.reduce((a, b) => (b.issues.length < a.issues.length ? b : a));
+      return describeZod([where, ...i.path].join('.'), closest);
+    }
+    return [`${[where, ...i.path].join('.')}: ${i.message}`];
+  });
+}
 
 const errorCodeFor = (status: number): ErrorBody['error'] =>
   status === 401

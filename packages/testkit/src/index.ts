@@ -36,7 +36,17 @@ export {
   stopProcess,
 } from './logged-process.js';
 export { currentRun, dropSchemas, newRunId, pathTag, schemaPrefix, schemaRunStart, schemasLike } from './pg-schemas.js';
-export { type RawAnswer, rawHttp, type RawOptions } from './raw-http.js';
+export { type RawAnswer, rawExchange, rawHttp, type RawOptions } from './raw-http.js';
+export {
+  PLATFORM_GANYMEDE_FQDN,
+  type PlatformCall,
+  type PlatformGateway,
+  platformRequests,
+  type ReceivedCall,
+  servePlatformGateway,
+} from './platform-gateway.js';
+export { platformExchange, startPlatformGatewayProcess } from './platform-gateway-process.js';
+export { type OlderGanymede, type OlderGanymedeOptions, startOlderGanymede } from './older-ganymede.js';
 export { percentile } from './stats.js';
 export {
   formatLoadReport,

@@ -68,3 +68,34 @@ export function rawHttp(baseUrl: string, send: string | Buffer, options: RawOpti
     });
   });
 }
+
+/**
+ * One request over a fresh connection, answered as soon as its answer is complete (by its Content-Length), then
+ * the connection is closed: for requests that ask to keep it alive, as real clients' do.
+ */
+export function rawExchange(baseUrl: string, send: string | Buffer, timeoutMs = 10_000): Promise<RawAnswer> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(send));
+    let received = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(parse(received.toString('utf8')));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = /^content-length:\s*(\d+)/im.exec(received.subarray(0, end).toString('latin1'));
+      if (length && received.length - end - 4 >= Number(length[1])) finish();
+    });
+    socket.on('error', finish);
+    socket.on('close', () => finish(new Error('the server closed the connection before a complete answer')));
+  });
+}

@@ -4,10 +4,10 @@
  * when the channel closes (the parent stopped it, exited or died), so none outlives its parent.
  */
 import { fork } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { ProcessExit } from './logged-process.js';
 import type { LoadCounts, LoadReport, SteadyLoadOptions } from './steady-load.js';
+import { TSX_LOADER } from './tsx-loader.js';
 
 /** Parent → child. Each command is answered by a `report` or an `error` reply with its `id`. */
 export type LoadCommand =
@@ -35,8 +35,6 @@ export interface LoadProcess {
 }
 
 const ENTRY = fileURLToPath(new URL('./steady-load-main.ts', import.meta.url));
-/** tsx's loader by absolute URL: `--import tsx` would resolve from the caller's working directory. */
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
@@ -60,7 +58,7 @@ function deferred<T>(): Deferred<T> {
 /** Forks the load's child process and resolves once its load is running. */
 export async function startLoadProcess(options: SteadyLoadOptions): Promise<LoadProcess> {
   const child = fork(ENTRY, [JSON.stringify(options)], {
-    execArgv: ['--import', TSX],
+    execArgv: ['--import', TSX_LOADER],
     // Structured clone, not JSON: a report's NaN (no latency yet) stays NaN.
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],

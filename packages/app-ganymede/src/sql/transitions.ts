@@ -18,7 +18,7 @@
  *
  * `ended` is terminal and epochs never decrease (triggers, migration 001).
  */
-import type { RestartReason, StopReason } from '@ganymede/contracts';
+import type { GatewayProtocol, RestartReason, StopReason } from '@ganymede/contracts';
 import type { Queryable } from '../db/database.js';
 import { DEFAULT_LIVENESS, type LeaseInfo, type LivenessPolicy } from './liveness.js';
 import { type Allocation, allocationColumns, audit, COLUMNS, toAllocation } from './rows.js';
@@ -32,7 +32,9 @@ const ALLOCATABLE = `g.ready_at IS NOT NULL
   AND (g.lease_expires_at IS NULL OR g.lease_expires_at > now())
   AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.gateway_id = g.id AND a.state <> 'ended')`;
 
-export type AllocateResult = { kind: 'existing' | 'created'; allocation: Allocation } | { kind: 'none' };
+/** A new allocation comes with the protocol its gateway speaks: how it must be told (notify.ts). */
+export type AllocateResult =
+  { kind: 'existing'; allocation: Allocation } | { kind: 'created'; allocation: Allocation; protocol: GatewayProtocol } | { kind: 'none' };
 
 /**
  * Statements one `allocate` may spend losing races. Each lost race means a concurrent caller committed an
@@ -72,7 +74,7 @@ async function allocateOnce(db: Queryable, organizationId: string): Promise<Allo
        SELECT ${COLUMNS} FROM allocations a JOIN gateways g ON g.id = a.gateway_id
        WHERE a.organization_id = $1 AND a.state <> 'ended'
      ), pick AS (
-       SELECT g.id, g.url FROM gateways g
+       SELECT g.id, g.url, g.protocol FROM gateways g
        WHERE ${ALLOCATABLE} AND NOT EXISTS (SELECT 1 FROM existing)
        ORDER BY g.ready_at, g.id
        LIMIT 1
@@ -83,14 +85,15 @@ async function allocateOnce(db: Queryable, organizationId: string): Promise<Allo
        ON CONFLICT DO NOTHING
        RETURNING *
      ), ev AS (${audit('ins', 'allocated', 'NULL')})
-     SELECT *, false AS created FROM existing
+     SELECT *, false AS created, NULL AS protocol FROM existing
      UNION ALL
-     SELECT ${allocationColumns('ins', 'pick.url')}, true FROM ins JOIN pick ON pick.id = ins.gateway_id`,
+     SELECT ${allocationColumns('ins', 'pick.url')}, true, pick.protocol FROM ins JOIN pick ON pick.id = ins.gateway_id`,
     [organizationId],
   );
   const row = rows[0];
   if (!row) return { kind: 'none' };
-  return { kind: row.created ? 'created' : 'existing', allocation: toAllocation(row) };
+  const allocation = toAllocation(row);
+  return row.created ? { kind: 'created', allocation, protocol: row.protocol as GatewayProtocol } : { kind: 'existing', allocation };
 }
 
 /** True when some gateway is allocatable. */
@@ -114,6 +117,7 @@ export type ReadyResult =
  *   gateway's place in the pool's line). No instance id (an older gateway) is always a new process.
  * Only a call that succeeds marks the gateway ready (and renews a lease it holds), in the same statement. A
  * process with no instance id (an older gateway) never renews, so it holds no lease: its call clears one.
+ * The same statement records the `protocol` the process speaks (migration 006): how it is told of an allocation.
  *
  * Concurrent takeovers cannot skip the crash-loop limit. Under READ COMMITTED, `cur ... FOR UPDATE` answers the
  * latest committed row, but the audit count reads the statement's snapshot, which misses the crash reclaims that
@@ -128,6 +132,7 @@ export async function ready(
   allocationId: string | null,
   instanceId: string | null,
   policy: LivenessPolicy = DEFAULT_LIVENESS,
+  protocol: GatewayProtocol = 'v2',
 ): Promise<ReadyResult> {
   const { rows } = await db.query(
     `WITH cur AS (
@@ -168,7 +173,7 @@ export async function ready(
        -- The same process saying ready again keeps its place in the pool's line.
        UPDATE gateways SET ready_at = CASE WHEN $3::uuid IS NOT NULL AND instance_id = $3::uuid THEN coalesce(ready_at, now())
                                            ELSE now() END,
-         instance_id = $3,
+         instance_id = $3, protocol = $7,
          lease_expires_at = CASE WHEN lease_expires_at IS NULL OR $3::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $6) END
        WHERE id = $1 AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM upd))
        RETURNING id, url, lease_expires_at
@@ -194,7 +199,7 @@ export async function ready(
      UNION ALL
      SELECT 'unknown_gateway', false, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, NULL, now()
      WHERE NOT EXISTS (SELECT 1 FROM gateways WHERE id = $1)`,
-    [gatewayId, allocationId, instanceId, policy.crashLoopLimit, policy.crashLoopWindowSeconds, policy.leaseSeconds],
+    [gatewayId, allocationId, instanceId, policy.crashLoopLimit, policy.crashLoopWindowSeconds, policy.leaseSeconds, protocol],
   );
   // A token of a gateway that is not (or no longer) registered is refused like another gateway's.
   if (rows.some((r) => r.outcome === 'unknown_gateway')) return { kind: 'forbidden' };
