@@ -50,7 +50,8 @@ export interface Credential {
   remedy: string;
 }
 
-const dataDirOf = (values: AdminValues, env: NodeJS.ProcessEnv) => values['data-dir'] ?? env.GANYMEDE_DATA_DIR ?? '.ganymede';
+// `||`: a variable set but empty means the default, as for the other variables.
+const dataDirOf = (values: AdminValues, env: NodeJS.ProcessEnv) => values['data-dir'] || env.GANYMEDE_DATA_DIR || '.ganymede';
 
 /** The signing key, read (never created) from GANYMEDE_SIGNING_KEY or the data directory, with where it was. */
 export async function signingKey(values: AdminValues, env: NodeJS.ProcessEnv): Promise<{ tokens: Tokens; origin: string }> {
