@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { MAX_HEADER_BYTES } from '@ganymede/http-server';
-import { ADMIN_OPTIONS, adminCall, adminCredential, type AdminValues, signingKey, target } from './cli/admin-api.js';
+import { ADMIN_OPTIONS, adminCall, adminCredential, signingKey, target } from './cli/admin-api.js';
 import { poolTable, watch } from './cli/pool-table.js';
 import { positiveInt, serve, SERVE_OPTIONS } from './cli/serve.js';
 import { GanymedeError, type GanymedeErrorCode, UsageError } from './errors.js';

@@ -300,6 +300,28 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
   events('after=0', 'no token', 401, 'unauthorized', {});
   add('ganymede', 'events', 'POST', '/admin/events', auth.admin, [['POST instead of GET', '{}', 404, 'not_found']]);
 
+  // The dashboard's static files (outside the contract, no query parameters): only their fixed paths, only GET
+  add('ganymede', 'ui', 'POST', '/ui', {}, [['POST instead of GET', json({ token: 'x' }), 404, 'not_found']]);
+  for (const [name, path] of [
+    ['path traversal', '/ui/..%2F..%2Fpackage.json'],
+    ['path traversal, encoded dots', '/ui/%2e%2e/%2e%2e/src/auth.ts'],
+    ['a file beside the served ones', '/ui/../migrations/001_allocations.sql'],
+    ['the script with a NUL', '/ui/dashboard.js%00.html'],
+    ['a directory listing', '/ui/'],
+  ] as const) {
+    cases.push({ api: 'ganymede', route: 'ui', name, method: 'GET', path, headers: {}, status: 404, error: 'not_found' });
+  }
+  cases.push({
+    api: 'ganymede',
+    route: 'ui',
+    name: 'with bad percent-encoding',
+    method: 'GET',
+    path: '/ui/%ZZ',
+    headers: {},
+    status: 400,
+    error: 'bad_request',
+  });
+
   // The gateway's API (no tokens, but Ganymede's notice carries its proof)
   add('gateway', 'healthz', 'POST', '/healthz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
   add('gateway', 'whoami', 'POST', '/whoami', {}, [['POST instead of GET', json({ allocation_id: ids.allocationA }), 404, 'not_found']]);

@@ -93,10 +93,10 @@ function translate(error: unknown, where: Target): unknown {
       },
     );
   }
-  const cause = (error as { cause?: { code?: string } }).cause;
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const timedOut = (error as Error).name === 'TimeoutError';
   if (timedOut || (error instanceof TypeError && error.message === 'fetch failed')) {
-    const why = timedOut ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : (cause?.code ?? String(cause));
+    const why = timedOut ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? 'fetch failed');
     return new GanymedeError(
       'GANYMEDE_UNREACHABLE',
       `cannot reach Ganymede at ${where.url} (${why}); the URL came from ${where.source}. ` +
@@ -126,7 +126,7 @@ export async function adminCall<T extends { status: number; body: unknown }>(
   } catch (error) {
     throw translate(error, where);
   }
-  if (res.status === 200 || res.status === 201) return res.body as Extract<T, { status: 200 | 201 }>['body'];
+  if (res.status === 200 || res.status === 201) return res.body;
   const body = res.body as { error?: string; message?: string };
   if (res.status === 401 || res.status === 403) {
     throw new GanymedeError(
