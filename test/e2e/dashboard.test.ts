@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type GanymedeProcess, REPO_ROOT, type ScriptedGateway, scriptedGateway, startGanymedeProcess } from '@ganymede/testkit';
 
@@ -47,6 +47,9 @@ afterAll(async () => {
   await g?.proc.kill();
 });
 
+/** The `data-kind` of each element `items` matches, in order: the transitions a list shows. */
+const kinds = async (items: Locator) => Promise.all((await items.all()).map((item) => item.getAttribute('data-kind')));
+
 const row = () => page.locator(`tr[data-gateway="${gw.gatewayId}"]`);
 
 it('a wrong token is refused and the login form says so', async () => {
@@ -74,16 +77,11 @@ it('shows a restart live: restarting, then reclaimed at epoch 2; the timeline; a
   await row().and(page.locator('[data-state="active"][data-epoch="2"]')).waitFor({ timeout: SEEN_WITHIN_MS });
   // The reclaim itself: flagged on the gateway's row and in the feed.
   await row().locator('.flash [data-kind="reclaimed"]').waitFor({ timeout: SEEN_WITHIN_MS });
-  const feed = await page
-    .locator(`#feed li[data-gateway="${gw.gatewayId}"]`)
-    .evaluateAll((items) => items.map((i) => i.getAttribute('data-kind')));
-  expect(feed).toEqual(['reclaimed', 'restart_requested', 'allocated']);
+  expect(await kinds(page.locator(`#feed li[data-gateway="${gw.gatewayId}"]`))).toEqual(['reclaimed', 'restart_requested', 'allocated']);
 
   await row().click();
   const timeline = page.locator(`#timeline ol[data-allocation="${gw.allocationId()}"] li`);
-  await expect
-    .poll(() => timeline.evaluateAll((items) => items.map((i) => i.getAttribute('data-kind'))), { timeout: SEEN_WITHIN_MS })
-    .toEqual(['allocated', 'restart_requested', 'reclaimed']);
+  await expect.poll(() => kinds(timeline), { timeout: SEEN_WITHIN_MS }).toEqual(['allocated', 'restart_requested', 'reclaimed']);
   expect(await row().locator('.bar').count()).toBe(1);
 
   await mkdir(`${REPO_ROOT}test-artifacts`, { recursive: true });
