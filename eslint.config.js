@@ -37,5 +37,11 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
     },
   },
+  {
+    // The dashboard's script runs in the browser, as plain JavaScript outside the TypeScript project.
+    files: ['packages/app-ganymede/ui/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: globals.browser, parserOptions: { projectService: false } },
+  },
   prettier,
 );

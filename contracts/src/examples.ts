@@ -169,8 +169,10 @@ export const ganymedeExamples = {
             epoch: 2,
             restart_deadline: null,
             since: AT,
+            lease_age_seconds: 2.5,
           },
         ],
+        lease_seconds: 10,
       },
     },
   },
@@ -192,6 +194,19 @@ export const ganymedeExamples = {
         ],
       },
       404: err('allocation_not_found', 'no such allocation'),
+    },
+  },
+  events: {
+    request: { headers: auth, query: { after: '41', limit: '100' } },
+    responses: {
+      ...authed,
+      200: {
+        events: [
+          { id: 42, ...allocation, kind: 'restart_requested', reason: 'reload', epoch: 1, at: AT },
+          { id: 43, ...allocation, kind: 'reclaimed', reason: 'restart', epoch: 2, at: AT },
+        ],
+        last_id: 43,
+      },
     },
   },
 } as const;

@@ -337,9 +337,12 @@ export const PoolEntry = z.object({
   epoch: Epoch.nullable(),
   restart_deadline: Timestamp.nullable(),
   since: Timestamp,
+  /** Seconds since the gateway's lease was last granted, by the database's clock; null when it never held one. */
+  lease_age_seconds: z.number().min(0).nullable(),
 });
 export type PoolEntry = z.infer<typeof PoolEntry>;
-export const StatusResponse = z.object({ gateways: z.array(PoolEntry) });
+/** `lease_seconds`: the lease this server grants, the scale of `lease_age_seconds` (past it, the lease has lapsed). */
+export const StatusResponse = z.object({ gateways: z.array(PoolEntry), lease_seconds: z.number().int().positive() });
 
 export const AllocationEvent = z.object({
   kind: z.enum([
@@ -358,6 +361,31 @@ export const AllocationEvent = z.object({
   at: Timestamp,
 });
 export type AllocationEvent = z.infer<typeof AllocationEvent>;
+
+/** `/admin/events`: the pool's audit events after a cursor, oldest first (the dashboard's live feed). */
+export const EVENTS_PAGE_MAX = 500;
+/** Plain decimal digits only: `Number()` would also take hex, exponents, blanks and an empty string. */
+const QueryInt = (max: number) =>
+  z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,15})$/, 'must be a decimal integer')
+    .transform(Number)
+    .pipe(z.number().int().max(max));
+export const EventsQuery = z
+  .object({
+    after: QueryInt(Number.MAX_SAFE_INTEGER).default('0'),
+    limit: QueryInt(EVENTS_PAGE_MAX).pipe(z.number().min(1)).default('100'),
+  })
+  .strict();
+export const PoolEvent = AllocationEvent.extend({
+  id: z.number().int().positive(),
+  allocation_id: Uuid,
+  gateway_id: Uuid,
+  organization_id: Uuid,
+});
+export type PoolEvent = z.infer<typeof PoolEvent>;
+/** `last_id`: the cursor for the next call (`after`); the same as given when nothing happened since. */
+export const EventsResponse = z.object({ events: z.array(PoolEvent), last_id: z.number().int().min(0) });
 export const AllocationHistoryResponse = z.object({
   allocation_id: Uuid,
   gateway_id: Uuid,

@@ -44,7 +44,7 @@ describe('one owner per data directory', () => {
     const server = await ganymede();
     const elsewhere = await mkdtemp(join(tmpdir(), 'not-the-data-dir-'));
     const status = await run(['status', '--data-dir', elsewhere, '--ganymede-url', server.url], { GANYMEDE_SIGNING_KEY: '' });
-    expect(status.code).toBe(1);
+    expect(status.code).toBe(4);
     expect(status.stderr).toContain(`no signing key at ${elsewhere}/signing.key`);
     await expect(access(join(elsewhere, 'signing.key'))).rejects.toThrow();
   });

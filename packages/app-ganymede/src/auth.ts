@@ -9,6 +9,7 @@
  */
 import { createHmac, createPrivateKey, createPublicKey, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { NOTICE_ALGORITHM, type NoticeClaims, Uuid } from '@ganymede/contracts';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
@@ -160,7 +161,7 @@ export class Tokens {
 
 export const bearer = (authorization: string): string => authorization.slice('Bearer '.length);
 
-const KEY_FILE = 'signing.key';
+export const KEY_FILE = 'signing.key';
 
 /**
  * The signing key: from configuration (at least 32 bytes, hex or base64), else read from the data
@@ -191,9 +192,14 @@ export async function readSigningKey(configured: string | undefined, dataDir: st
     return decodeKey((await readFile(path, 'utf8')).trim());
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
-    throw new GanymedeError('SIGNING_KEY_MISSING', `no signing key at ${path}: give the server's --data-dir, or set GANYMEDE_SIGNING_KEY`, {
-      cause,
-    });
+    throw new GanymedeError(
+      'SIGNING_KEY_MISSING',
+      `no signing key at ${resolve(path)}: give the server's data directory with --data-dir or GANYMEDE_DATA_DIR, set its key in ` +
+        'GANYMEDE_SIGNING_KEY, or set GANYMEDE_ADMIN_TOKEN to a token from `ganymede token admin`',
+      {
+        cause,
+      },
+    );
   }
 }
 

@@ -1,226 +1,200 @@
 #!/usr/bin/env node
 /**
- * `ganymede serve | gateway add | token user | status`. Operators' commands talk to a running server
- * over HTTP with an admin token minted from the signing key (the embedded database has one owner: the server).
+ * `ganymede serve | gateway add | token user | token admin | status`. Operators' commands talk to a running server
+ * over HTTP with an admin token (GANYMEDE_ADMIN_TOKEN, or one minted from the signing key: the embedded database
+ * has one owner, the server). They create nothing where they run: the key is only ever read.
+ * Exit codes (README, "Configuration and CLIs"): 0 done, 1 failed, 2 usage, 3 Ganymede unreachable, 4 refused.
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
-import { ganymedeContract } from '@ganymede/contracts';
-import { initClient } from '@ts-rest/core';
-import { DEFAULT_HTTP_TIMEOUTS, MAX_HEADER_BYTES } from '@ganymede/http-server';
-import { readSigningKey, Tokens } from './auth.js';
-import { GanymedeError, UsageError } from './errors.js';
-import { createGanymede, DEFAULTS } from './ganymede.js';
-
-const USAGE = `usage:
-  ganymede serve [--port 4000] [--host 127.0.0.1] [--data-dir DIR | --memory | --database-url postgres://…]
-                 [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
-                 [--renew-deadline-ms (lease + grace) × 750] [--clock-drift 0.05]
-                 [--crash-loop-limit 5] [--crash-loop-window-seconds 300] [--shutdown-timeout-ms 5000]
-                 [--headers-timeout-ms 10000] [--request-timeout-ms 30000]
-                 [--max-snapshot-bytes 16777216] [--snapshot-retention 10]
-  ganymede gateway add --url URL [--json]
-  ganymede token user --organization UUID [--user ID] [--json]
-  ganymede status [--json]
-
-common: --data-dir DIR (default .ganymede; holds the database and signing key), --ganymede-url URL
-environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_PORT, GANYMEDE_HOST, GANYMEDE_DATA_DIR, GANYMEDE_URL, GANYMEDE_SIGNING_KEY,
-  GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
-  GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
-  GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS, GANYMEDE_MAX_SNAPSHOT_BYTES,
-  GANYMEDE_SNAPSHOT_RETENTION`;
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { MAX_HEADER_BYTES } from '@ganymede/http-server';
+import { ADMIN_OPTIONS, adminCall, adminCredential, signingKey, target } from './cli/admin-api.js';
+import { poolTable, watch } from './cli/pool-table.js';
+import { positiveInt, serve, SERVE_OPTIONS } from './cli/serve.js';
+import { GanymedeError, type GanymedeErrorCode, UsageError } from './errors.js';
 
 const env = process.env;
-const OPTIONS = {
-  port: { type: 'string', default: env.GANYMEDE_PORT ?? '4000' },
-  host: { type: 'string', default: env.GANYMEDE_HOST ?? '127.0.0.1' },
-  'data-dir': { type: 'string', default: env.GANYMEDE_DATA_DIR ?? '.ganymede' },
-  memory: { type: 'boolean', default: false },
-  'database-url': { type: 'string', default: env.DATABASE_URL },
-  schema: { type: 'string', default: env.GANYMEDE_DB_SCHEMA },
-  'pool-size': { type: 'string', default: env.GANYMEDE_DB_POOL_SIZE ?? String(DEFAULTS.poolSize) },
-  grace: { type: 'string', default: env.GANYMEDE_RESTART_GRACE_SECONDS ?? String(DEFAULTS.restartGraceSeconds) },
-  'reaper-interval-ms': { type: 'string', default: env.GANYMEDE_REAPER_INTERVAL_MS ?? String(DEFAULTS.reaperIntervalMs) },
-  'notify-timeout-ms': { type: 'string', default: env.GANYMEDE_NOTIFY_TIMEOUT_MS ?? String(DEFAULTS.notifyTimeoutMs) },
-  'lease-seconds': { type: 'string', default: env.GANYMEDE_LEASE_SECONDS ?? String(DEFAULTS.leaseSeconds) },
-  'lease-grace-seconds': { type: 'string', default: env.GANYMEDE_LEASE_GRACE_SECONDS ?? String(DEFAULTS.leaseGraceSeconds) },
-  'renew-deadline-ms': { type: 'string', default: env.GANYMEDE_RENEW_DEADLINE_MS },
-  'clock-drift': { type: 'string', default: env.GANYMEDE_CLOCK_DRIFT ?? String(DEFAULTS.clockDrift) },
-  'crash-loop-limit': { type: 'string', default: env.GANYMEDE_CRASH_LOOP_LIMIT ?? String(DEFAULTS.crashLoopLimit) },
-  'crash-loop-window-seconds': {
-    type: 'string',
-    default: env.GANYMEDE_CRASH_LOOP_WINDOW_SECONDS ?? String(DEFAULTS.crashLoopWindowSeconds),
-  },
-  'shutdown-timeout-ms': { type: 'string', default: env.GANYMEDE_SHUTDOWN_TIMEOUT_MS ?? String(DEFAULTS.shutdownTimeoutMs) },
-  'headers-timeout-ms': { type: 'string', default: env.GANYMEDE_HEADERS_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.headersMs) },
-  'request-timeout-ms': { type: 'string', default: env.GANYMEDE_REQUEST_TIMEOUT_MS ?? String(DEFAULT_HTTP_TIMEOUTS.requestMs) },
-  'max-snapshot-bytes': { type: 'string', default: env.GANYMEDE_MAX_SNAPSHOT_BYTES ?? String(DEFAULTS.maxSnapshotBytes) },
-  'snapshot-retention': { type: 'string', default: env.GANYMEDE_SNAPSHOT_RETENTION ?? String(DEFAULTS.snapshotRetention) },
-  'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
-  'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
-  url: { type: 'string' },
-  organization: { type: 'string', multiple: true },
-  user: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
 
-/** The command line, or exit 2 with the parser's reason (an unknown flag, a missing value) and the usage. */
-function parseCommandLine() {
-  try {
-    return parseArgs({ allowPositionals: true, options: OPTIONS });
-  } catch (error) {
-    process.stderr.write(`ganymede: ${(error as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-}
-const { positionals, values } = parseCommandLine();
+/** Exit codes by error code; any other failure exits 1. */
+const EXIT_CODES: Partial<Record<GanymedeErrorCode, number>> = {
+  GANYMEDE_USAGE: 2,
+  GANYMEDE_UNREACHABLE: 3,
+  ADMIN_TOKEN_REFUSED: 4,
+  SIGNING_KEY_MISSING: 4,
+};
 
-function fraction(name: string, text: string | undefined): number {
-  const n = Number(text);
-  if (!(text?.trim() && Number.isFinite(n) && n >= 0 && n < 1))
-    throw new UsageError(`--${name} must be a number >= 0 and < 1, got ${JSON.stringify(text)}`);
-  return n;
+interface Command {
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, string | boolean | string[] | undefined>): Promise<void>;
 }
 
-function positiveInt(name: string, text: string | undefined, min = 1): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-  return n;
-}
+const ADMIN_HELP = `  --ganymede-url URL   the server (GANYMEDE_URL; default http://127.0.0.1:4000)
+  --data-dir DIR       where the server keeps its signing key (GANYMEDE_DATA_DIR; default .ganymede), read only;
+                       or GANYMEDE_SIGNING_KEY, or GANYMEDE_ADMIN_TOKEN (then no key is needed)
+  --json               machine-readable output`;
 
-/** The operators' commands only read the key: a command run from the wrong directory must not mint a new secret. */
-const tokens = async () => new Tokens(await readSigningKey(env.GANYMEDE_SIGNING_KEY, values['data-dir']));
-const serverUrl = () => values['ganymede-url'] ?? `http://${values.host}:${values.port}`;
-
-async function adminClient() {
-  const token = await (await tokens()).sign({ typ: 'admin', sub: 'cli' });
-  return { client: initClient(ganymedeContract, { baseUrl: serverUrl(), throwOnUnknownStatus: true }), authorization: `Bearer ${token}` };
-}
-
-function print(value: unknown, text: string) {
-  process.stdout.write(values.json ? JSON.stringify(value) + '\n' : text + '\n');
-}
-
-function httpTimeouts() {
-  const headersMs = positiveInt('headers-timeout-ms', values['headers-timeout-ms']);
-  const requestMs = positiveInt('request-timeout-ms', values['request-timeout-ms']);
-  if (requestMs < headersMs) throw new UsageError('--request-timeout-ms must be at least --headers-timeout-ms');
-  return { headersMs, requestMs };
-}
-
-/** After the shutdown timeout, how long closing the reaper and the database may take before the process exits. */
-const SHUTDOWN_EXIT_MARGIN_MS = 2_000;
-
-async function serve() {
-  const port = positiveInt('port', values.port, 0);
-  const shutdownTimeoutMs = positiveInt('shutdown-timeout-ms', values['shutdown-timeout-ms']);
-  const ganymede = await createGanymede({
-    databaseUrl: values['database-url'],
-    schema: values.schema,
-    poolSize: positiveInt('pool-size', values['pool-size']),
-    dataDir: values.memory ? ':memory:' : values['data-dir'],
-    signingKey: env.GANYMEDE_SIGNING_KEY,
-    keyDir: values['data-dir'],
-    restartGraceSeconds: positiveInt('grace', values.grace),
-    reaperIntervalMs: positiveInt('reaper-interval-ms', values['reaper-interval-ms']),
-    notifyTimeoutMs: positiveInt('notify-timeout-ms', values['notify-timeout-ms']),
-    leaseSeconds: positiveInt('lease-seconds', values['lease-seconds']),
-    leaseGraceSeconds: positiveInt('lease-grace-seconds', values['lease-grace-seconds'], 0),
-    renewDeadlineMs: values['renew-deadline-ms'] === undefined ? undefined : positiveInt('renew-deadline-ms', values['renew-deadline-ms']),
-    clockDrift: fraction('clock-drift', values['clock-drift']),
-    crashLoopLimit: positiveInt('crash-loop-limit', values['crash-loop-limit']),
-    crashLoopWindowSeconds: positiveInt('crash-loop-window-seconds', values['crash-loop-window-seconds']),
-    shutdownTimeoutMs,
-    httpTimeouts: httpTimeouts(),
-    maxSnapshotBytes: positiveInt('max-snapshot-bytes', values['max-snapshot-bytes']),
-    snapshotRetention: positiveInt('snapshot-retention', values['snapshot-retention']),
-    logLevel: values['log-level'],
-  });
-  let signals = 0;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (++signals > 1) {
-      ganymede.log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    ganymede.log.info({ signal }, 'shutting down: finishing requests in flight');
-    // The HTTP side is bounded by the shutdown timeout; this bounds the rest (a reaper pass or a database close
-    // stuck on an unreachable PostgreSQL), so no lingering process ever holds the data directory.
-    setTimeout(() => {
-      ganymede.log.error({ shutdown_timeout_ms: shutdownTimeoutMs }, 'shutdown still running past its deadline: exiting');
-      process.exit(1);
-    }, shutdownTimeoutMs + SHUTDOWN_EXIT_MARGIN_MS).unref();
-    ganymede.close().then(
-      () => ganymede.log.info('stopped'),
-      (err: unknown) => {
-        ganymede.log.error({ err }, 'shutdown failed');
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
-  await ganymede.listen(port, values.host);
-}
-
-async function addGateway() {
-  if (!values.url) throw new UsageError('gateway add needs --url URL');
-  const { client, authorization } = await adminClient();
-  const res = await client.addGateway({ headers: { authorization }, body: { url: values.url } });
-  if (res.status !== 201) throw new GanymedeError('GANYMEDE_ANSWER', `${res.status} ${JSON.stringify(res.body)}`);
-  print(res.body, `gateway_id ${res.body.gateway_id}\ntoken ${res.body.token}`);
+function print(json: unknown, text: string, asJson: unknown) {
+  process.stdout.write(asJson ? JSON.stringify(json) + '\n' : text + '\n');
 }
 
 /** Left in the header limit for the request line and the other headers. */
 const HEADER_ROOM_BYTES = 2_048;
+/** jose's time spans: a number and a unit. */
+const TTL = /^[1-9][0-9]*(s|m|h|d)$/;
 
-async function userToken() {
-  const organizations = values.organization ?? [];
-  if (!organizations.length) throw new UsageError('token user needs --organization UUID (repeatable)');
-  const token = await (await tokens()).sign({ typ: 'user', sub: values.user ?? `local-${randomUUID()}`, organizations });
-  // A token past the server's header limit could never be used: say so now, not at the user's first call.
-  if (`Authorization: Bearer ${token}`.length > MAX_HEADER_BYTES - HEADER_ROOM_BYTES) {
-    throw new GanymedeError('USER_TOKEN_TOO_LARGE', `${organizations.length} organizations make a token too large for a request header`);
-  }
-  print({ token }, token);
-}
-
-async function status() {
-  const { client, authorization } = await adminClient();
-  const res = await client.status({ headers: { authorization } });
-  if (res.status !== 200) throw new GanymedeError('GANYMEDE_ANSWER', `${res.status} ${JSON.stringify(res.body)}`);
-  const header = ['gateway', 'state', 'organization', 'epoch', 'since'];
-  const rows = res.body.gateways.map((g) => [
-    g.gateway_id,
-    g.ready ? g.state : `${g.state} (not ready)`,
-    g.organization_id ?? '-',
-    String(g.epoch ?? '-'),
-    g.since,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const table = [header, ...rows].map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd(),
-  );
-  print(res.body.gateways, table.join('\n'));
-}
-
-const commands: Record<string, () => Promise<void>> = {
-  serve,
-  'gateway add': addGateway,
-  'token user': userToken,
-  status,
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    usage: `ganymede serve [flags]: run the server
+  --port 4000 (GANYMEDE_PORT)  --host 127.0.0.1 (GANYMEDE_HOST)
+  --data-dir DIR | --memory | --database-url postgres://… [--schema NAME] [--pool-size 10]
+  --grace SECONDS  --reaper-interval-ms MS  --notify-timeout-ms MS  --lease-seconds 10  --lease-grace-seconds 10
+  --renew-deadline-ms (lease + grace) × 750  --clock-drift 0.05
+  --crash-loop-limit 5  --crash-loop-window-seconds 300  --shutdown-timeout-ms 5000
+  --headers-timeout-ms 10000  --request-timeout-ms 30000  --max-snapshot-bytes 16777216  --snapshot-retention 10
+  --log-level info
+each flag's variable is in the README ("Configuration and CLIs"); GANYMEDE_SIGNING_KEY sets the key.
+The dashboard is at /ui.`,
+    options: SERVE_OPTIONS,
+    run: (values) => serve(values as Parameters<typeof serve>[0]),
+  },
+  'gateway add': {
+    usage: `ganymede gateway add --url URL [--json]: register a gateway; prints its id and token\n${ADMIN_HELP}`,
+    options: { ...ADMIN_OPTIONS, url: { type: 'string' } },
+    async run(values) {
+      const url = values.url as string | undefined;
+      if (!url) throw new UsageError('gateway add needs --url URL');
+      const body = await adminCall(target(values, env), await adminCredential(values, env), (c, args) =>
+        c.addGateway({ ...args, body: { url } }),
+      );
+      print(body, `gateway_id ${body.gateway_id}\ntoken ${body.token}`, values.json);
+    },
+  },
+  'token user': {
+    usage: `ganymede token user --organization UUID [--organization UUID…] [--user ID] [--json]: mint a user token
+  --data-dir DIR / GANYMEDE_SIGNING_KEY: the server's signing key, read only`,
+    options: {
+      'data-dir': ADMIN_OPTIONS['data-dir'],
+      json: ADMIN_OPTIONS.json,
+      organization: { type: 'string', multiple: true },
+      user: { type: 'string' },
+    },
+    async run(values) {
+      const organizations = (values.organization as string[] | undefined) ?? [];
+      if (!organizations.length) throw new UsageError('token user needs --organization UUID (repeatable)');
+      const { tokens } = await signingKey(values, env);
+      const token = await tokens.sign({ typ: 'user', sub: (values.user as string | undefined) ?? `local-${randomUUID()}`, organizations });
+      // A token past the server's header limit could never be used: say so now, not at the user's first call.
+      if (`Authorization: Bearer ${token}`.length > MAX_HEADER_BYTES - HEADER_ROOM_BYTES) {
+        throw new GanymedeError(
+          'USER_TOKEN_TOO_LARGE',
+          `${organizations.length} organizations make a token too large for a request header`,
+        );
+      }
+      print({ token }, token, values.json);
+    },
+  },
+  'token admin': {
+    usage: `ganymede token admin [--ttl 1h] [--json]: mint an admin token, for GANYMEDE_ADMIN_TOKEN on another machine
+or the dashboard's login
+  --ttl SPAN           how long it is good for: a number and s, m, h or d (default 1h)
+  --data-dir DIR / GANYMEDE_SIGNING_KEY: the server's signing key, read only`,
+    options: { 'data-dir': ADMIN_OPTIONS['data-dir'], json: ADMIN_OPTIONS.json, ttl: { type: 'string', default: '1h' } },
+    async run(values) {
+      const ttl = values.ttl as string;
+      if (!TTL.test(ttl)) throw new UsageError(`--ttl must be a number and s, m, h or d (like 30m), got ${JSON.stringify(ttl)}`);
+      const { tokens } = await signingKey(values, env);
+      const token = await tokens.sign({ typ: 'admin', sub: 'cli' }, ttl);
+      print({ token }, token, values.json);
+    },
+  },
+  status: {
+    usage: `ganymede status [--watch [--interval-ms 1000]] [--json]: every gateway with its live allocation
+  --watch              redraw it every --interval-ms until Ctrl-C (with --json: one line of JSON each time)
+${ADMIN_HELP}`,
+    options: { ...ADMIN_OPTIONS, watch: { type: 'boolean', default: false }, 'interval-ms': { type: 'string', default: '1000' } },
+    async run(values) {
+      const intervalMs = positiveInt('interval-ms', values['interval-ms'] as string, 100);
+      const where = target(values, env);
+      const credential = await adminCredential(values, env);
+      const frame = async () => {
+        const body = await adminCall(where, credential, (c, args) => c.status(args));
+        return values.json ? JSON.stringify(body.gateways) : poolTable(body.gateways, body.lease_seconds);
+      };
+      if (!values.watch) {
+        process.stdout.write(`${await frame()}\n`);
+        return;
+      }
+      // A server restarting is worth waiting for; a refused token would be refused again.
+      const keepGoing = (error: unknown) => error instanceof GanymedeError && error.code === 'GANYMEDE_UNREACHABLE';
+      await watch(frame, { intervalMs, out: process.stdout, json: Boolean(values.json), keepGoing });
+    },
+  },
 };
 
-const command = commands[positionals.join(' ')];
-if (values.help || !command) {
-  process.stderr.write(USAGE + '\n');
-  process.exitCode = values.help ? 0 : 2;
-} else {
-  command().catch((error: unknown) => {
-    process.stderr.write(`ganymede: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-  });
+/** Command groups, so that `ganymede token --help` lists what is in it. */
+const GROUPS = ['gateway', 'token'];
+
+const USAGE = `usage: ganymede <command> [flags]   (ganymede <command> --help for its flags)
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage.split('\n')[0]}`)
+  .join('\n')}
+exit codes: 0 done, 1 failed, 2 usage, 3 Ganymede unreachable, 4 admin token refused or no signing key`;
+
+function fail(error: unknown): number {
+  process.stderr.write(`ganymede: ${error instanceof Error ? error.message : String(error)}\n`);
+  return error instanceof GanymedeError ? (EXIT_CODES[error.code] ?? 1) : 1;
 }
+
+/** Finds the command among the leading words, parses its flags strictly, and runs it. Answers the exit code. */
+async function main(argv: string[]): Promise<number> {
+  const words = argv.slice(0, 2).filter((w) => !w.startsWith('-'));
+  const name = [words.join(' '), words[0] ?? ''].find((n) => COMMANDS[n]);
+  const help = argv.includes('--help') || argv.includes('-h');
+  if (!name) {
+    const group = GROUPS.includes(words[0] ?? '') ? words[0] : undefined;
+    const text = group
+      ? `usage: ganymede ${group} <${Object.keys(COMMANDS)
+          .filter((n) => n.startsWith(`${group} `))
+          .map((n) => n.slice(group.length + 1))
+          .join('|')}> [flags]\n${USAGE}`
+      : USAGE;
+    if (help || words[0] === 'help') {
+      process.stdout.write(text + '\n');
+      return 0;
+    }
+    process.stderr.write(`ganymede: ${words.length ? `unknown command ${JSON.stringify(words.join(' '))}` : 'no command'}\n${text}\n`);
+    return 2;
+  }
+  const command = COMMANDS[name]!;
+  const rest = argv.slice(name.split(' ').length);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (error) {
+    process.stderr.write(`ganymede ${name}: ${(error as Error).message}\nusage: ${command.usage}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`usage: ${command.usage}\n`);
+    return 0;
+  }
+  try {
+    await command.run(values);
+    return 0;
+  } catch (error) {
+    const code = fail(error);
+    if (code === 2) process.stderr.write(`usage: ${command.usage}\n`);
+    return code;
+  }
+}
+
+// `serve` keeps running after main() resolves; the one-shot commands end when nothing is left to do.
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.exitCode = fail(error);
+  },
+);

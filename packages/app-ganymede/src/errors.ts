@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   SCHEMA_NAME_INVALID: 'the PostgreSQL schema name is not lower-case letters, digits and _',
   DATABASE_UNREACHABLE: 'PostgreSQL did not accept a connection at start',
   GANYMEDE_ANSWER: "an operators' command got an answer it cannot use from the server",
+  GANYMEDE_UNREACHABLE: "an operators' command could not reach the server at its URL (exit 3)",
+  ADMIN_TOKEN_REFUSED: "the server refused an operators' command's admin token: another signing key, or expired (exit 4)",
   USER_TOKEN_TOO_LARGE: 'a user token would not fit the header limit (about 1,200 organizations)',
   LEASE_MARGINS_UNSAFE: 'the lease, grace, renew deadline and clock drift settings cannot guarantee that a cut-off gateway stops first',
 } as const;

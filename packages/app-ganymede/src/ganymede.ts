@@ -11,6 +11,7 @@ import { loadSigningKey, Tokens } from './auth.js';
 import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
+import { serveDashboard } from './dashboard/static-files.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
 import { DEFAULT_CLOCK_DRIFT, renewDeadlineMs } from './lease-margins.js';
@@ -119,6 +120,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       bodyLimits: new Map([[ganymedeContract.dataPush, settings.maxSnapshotBytes]]),
     },
   );
+  serveDashboard(app);
   const reaper = new Reaper(db, log, {
     intervalMs: settings.reaperIntervalMs,
     leaseSeconds: settings.leaseSeconds,

@@ -10,7 +10,7 @@ import { failpoint } from '@ganymede/failpoints';
 import { notifyAllocated, notifyPlatformGateway } from './notify.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
-import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } from './sql/rows.js';
+import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway, poolEvents } from './sql/rows.js';
 import { pullSnapshot, pushSnapshot } from './sql/snapshots.js';
 import * as transitions from './sql/transitions.js';
 import type { FencedResult } from './sql/transitions.js';
@@ -371,7 +371,14 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     status: async ({ headers }) => {
       await authorize(contract.status, headers.authorization, 'admin');
-      return { status: 200, body: { gateways: await poolStatus(db) } };
+      const leaseSeconds = deps.liveness.leaseSeconds;
+      return { status: 200, body: { gateways: await poolStatus(db, leaseSeconds), lease_seconds: leaseSeconds } };
+    },
+
+    events: async ({ headers, query }) => {
+      await authorize(contract.events, headers.authorization, 'admin');
+      const events = await poolEvents(db, query.after, query.limit);
+      return { status: 200, body: { events, last_id: events.at(-1)?.id ?? query.after } };
     },
 
     allocation: async ({ headers, params }) => {

@@ -110,7 +110,7 @@ const BAD_UUIDS = [
 ];
 
 /** A valid body for each POST route, that would change state with a valid token. */
-const validBody: Record<Exclude<Route, 'status' | 'allocation'>, () => Record<string, unknown>> = {
+const validBody: Record<Exclude<Route, 'status' | 'allocation' | 'events'>, () => Record<string, unknown>> = {
   start: () => ({ organization_id: world.freeOrganization }),
   config: () => ({}),
   ready: () => ({ allocation_id: world.a.id, instance_id: randomUUID() }),
@@ -471,6 +471,7 @@ const cases: Case[] = [
   },
   ...postCases('addGateway'),
   ...authCases('status'),
+  ...authCases('events'),
   ...authCases('allocation', undefined, () => ({ allocation_id: world.a.id })),
   ...BAD_UUIDS.filter((u) => u !== '').map((u): Case => ({
     route: 'allocation',

@@ -26,12 +26,14 @@ interface Request {
   /** A value to send as JSON, or a string sent as is. */
   body?: unknown;
   params?: Record<string, string>;
+  /** The query string, as sent. */
+  query?: string;
 }
 
 /** Sends `route` over raw HTTP: the method and path come from the contract. */
-function send(route: Route, { headers, body, params = {} }: Request) {
+function send(route: Route, { headers, body, params = {}, query }: Request) {
   const r = ganymedeContract[route];
-  const path = r.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+  const path = r.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(params[name] ?? '')) + (query ? `?${query}` : '');
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const contentType = payload === undefined || Object.keys(headers).some((h) => h.toLowerCase() === 'content-type') ? {} : JSON_TYPE;
   return rawRequest(g.url, r.method, path, { ...contentType, ...headers }, payload);
@@ -1037,6 +1039,47 @@ const cases: Case[] = [
     run: async () => withBrokenDatabase(() => send('allocation', { headers: g.admin, params: { allocation_id: randomUUID() } })),
   },
 
+  // events
+  {
+    route: 'events',
+    status: 200,
+    how: 'a restart happened since the cursor',
+    run: async () => {
+      const a = await restarting();
+      const { events } = (await g.client.allocation({ headers: g.admin, params: { allocation_id: a.id } })).body as { events: unknown[] };
+      expect(events).toHaveLength(2);
+      return send('events', { headers: g.admin, query: 'after=0&limit=500' });
+    },
+  },
+  {
+    route: 'events',
+    status: 400,
+    code: 'bad_request',
+    how: 'the cursor is negative',
+    run: async () => send('events', { headers: g.admin, query: 'after=-1' }),
+  },
+  {
+    route: 'events',
+    status: 401,
+    code: 'unauthorized',
+    how: 'garbage token',
+    run: async () => send('events', { headers: GARBAGE }),
+  },
+  {
+    route: 'events',
+    status: 403,
+    code: 'forbidden',
+    how: 'a gateway token',
+    run: async () => send('events', { headers: await gatewayToken() }),
+  },
+  {
+    route: 'events',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => withBrokenDatabase(() => send('events', { headers: g.admin }), 'allocation_events'),
+  },
+
   ...(Object.keys(ganymedeContract) as Route[]).flatMap(transportCases),
 ];
 
@@ -1048,6 +1091,7 @@ const cases: Case[] = [
 const NOT_PRODUCIBLE: Partial<Record<Route, Record<number, string>>> = {
   status: { 400: 'a GET with no parameters: nothing to be malformed', 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
   allocation: { 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
+  events: { 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
 };
 
 describe("every route × declared status: the body parses with the contract and has the example's keys", () => {

@@ -274,6 +274,54 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
   allocation('NaN', 400, 'bad_request', 'path NaN');
   allocation(UNKNOWN, 404, 'allocation_not_found', 'path an allocation that does not exist');
 
+  // GET /admin/events?after=&limit= (admin token): the dashboard's feed, its only query parameters
+  const events = (query: string, name: string, status = 400, error: ErrorCode = 'bad_request', headers = auth.admin) =>
+    cases.push({ api: 'ganymede', route: 'events', name, method: 'GET', path: `/admin/events?${query}`, headers, status, error });
+  events(`after=${encodeURIComponent(SQL)}`, 'after SQL-looking');
+  events('after=-1', 'after -1');
+  events('after=1.5', 'after fractional');
+  events('after=1e308', 'after 1e308');
+  events('after=NaN', 'after NaN');
+  events('after=Infinity', 'after Infinity');
+  events(`after=${TWO_POW_53}`, 'after 2**53');
+  events('after=0x10', 'after hexadecimal');
+  events('after=1&after=2', 'after twice');
+  events('after[]=1', 'after as an array');
+  events('after[__proto__]=1', 'after as a __proto__ object');
+  events(`after=${'9'.repeat(5000)}`, 'after 5 000 digits');
+  events('after=%ZZ', 'after with bad percent-encoding');
+  events('after=%C3%28', 'after percent-encoded invalid UTF-8');
+  events('limit=0', 'limit 0');
+  events('limit=501', 'limit over the page maximum');
+  events('limit=', 'limit empty');
+  events('limit=ten', 'limit a word');
+  events('__proto__=1', 'an unknown __proto__ parameter');
+  events('token=x', 'an unknown parameter');
+  events('after=0', 'no token', 401, 'unauthorized', {});
+  add('ganymede', 'events', 'POST', '/admin/events', auth.admin, [['POST instead of GET', '{}', 404, 'not_found']]);
+
+  // The dashboard's static files (outside the contract, no query parameters): only their fixed paths, only GET
+  add('ganymede', 'ui', 'POST', '/ui', {}, [['POST instead of GET', json({ token: 'x' }), 404, 'not_found']]);
+  for (const [name, path] of [
+    ['path traversal', '/ui/..%2F..%2Fpackage.json'],
+    ['path traversal, encoded dots', '/ui/%2e%2e/%2e%2e/src/auth.ts'],
+    ['a file beside the served ones', '/ui/../migrations/001_allocations.sql'],
+    ['the script with a NUL', '/ui/dashboard.js%00.html'],
+    ['a directory listing', '/ui/'],
+  ] as const) {
+    cases.push({ api: 'ganymede', route: 'ui', name, method: 'GET', path, headers: {}, status: 404, error: 'not_found' });
+  }
+  cases.push({
+    api: 'ganymede',
+    route: 'ui',
+    name: 'with bad percent-encoding',
+    method: 'GET',
+    path: '/ui/%ZZ',
+    headers: {},
+    status: 400,
+    error: 'bad_request',
+  });
+
   // The gateway's API (no tokens, but Ganymede's notice carries its proof)
   add('gateway', 'healthz', 'POST', '/healthz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
   add('gateway', 'whoami', 'POST', '/whoami', {}, [['POST instead of GET', json({ allocation_id: ids.allocationA }), 404, 'not_found']]);

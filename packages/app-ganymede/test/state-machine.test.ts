@@ -713,7 +713,7 @@ describe('concurrency (truly concurrent on PostgreSQL; serialized by PGlite)', (
     expect(results.filter((r) => r.kind === 'none')).toHaveLength(5);
     expect(new Set(created.map((a) => a.gateway_id))).toEqual(new Set(gateways));
     expect(new Set(created.map((a) => a.organization_id)).size).toBe(5);
-    const pool = await poolStatus(db);
+    const pool = await poolStatus(db, 10);
     expect(pool.filter((g) => g.state === 'active')).toHaveLength(5);
   });
 

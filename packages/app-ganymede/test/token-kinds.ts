@@ -20,4 +20,5 @@ export const NEEDS: Record<Route, Kind> = {
   addGateway: 'admin',
   status: 'admin',
   allocation: 'admin',
+  events: 'admin',
 };

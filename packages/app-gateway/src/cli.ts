@@ -128,7 +128,7 @@ async function run(config: GatewayConfig): Promise<never> {
     await gateway.start();
   } catch (error) {
     if (exitCode === undefined) {
-      logger.fatal({ event: 'boot_failed', err: error }, `could not start: ${(error as Error).message}`);
+      logger.fatal({ event: 'boot_failed', err: error }, `could not start: ${(error as Error).message}. ${bootHint(config)}`);
       process.exit(EXIT_CODES.failed);
     }
   }
@@ -138,6 +138,11 @@ async function run(config: GatewayConfig): Promise<never> {
   }
   return new Promise<never>(() => undefined);
 }
+
+/** What an operator checks when boot fails: everything it needed came from Ganymede, at this address, with this identity. */
+const bootHint = (config: GatewayConfig) =>
+  `Ganymede is at ${config.ganymedeUrl} (set with --ganymede-url or GANYMEDE_URL): is it running there? ` +
+  "The gateway's identity is --id / GATEWAY_ID and --token / GATEWAY_TOKEN, as `ganymede gateway add` printed them";
 
 async function supervise(config: GatewayConfig): Promise<never> {
   const logger = createLogger({ level: config.logLevel, role: 'supervisor', base: { gateway_id: config.gatewayId } });

@@ -15,6 +15,7 @@ import {
   type CurrentReadyBody,
   type DataPullBody,
   type DataPushBody,
+  type EventsQuery,
   type GanymedeContract,
   ganymedeContract,
   type LeaseBody,
@@ -89,6 +90,8 @@ export interface GanymedeClient {
   status(token: string, options?: CallOptions): Promise<GanymedeAnswer<'status'>>;
   /** GET /admin/allocations/:allocation_id (admin token). */
   allocation(token: string, allocationId: string, options?: CallOptions): Promise<GanymedeAnswer<'allocation'>>;
+  /** GET /admin/events (admin token): the pool's audit events after a cursor. */
+  events(token: string, query: z.input<typeof EventsQuery>, options?: CallOptions): Promise<GanymedeAnswer<'events'>>;
   /** Waits for calls in flight, then closes the connections. */
   close(): Promise<void>;
   /** Closes the connections now, failing calls in flight. */
@@ -193,6 +196,8 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
       call('GET /admin/allocations/:allocation_id', o, (signal) =>
         raw.allocation({ headers: auth(token), params: { allocation_id: allocationId }, fetchOptions: { signal } }),
       ),
+    events: (token, query, o) =>
+      call('GET /admin/events', o, (signal) => raw.events({ headers: auth(token), query, fetchOptions: { signal } })),
     close: () => pool.close(),
     destroy: () => pool.destroy(),
   };

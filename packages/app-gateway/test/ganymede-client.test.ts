@@ -22,6 +22,7 @@ const invoke: Record<RouteName, (client: GanymedeClient) => Promise<{ status: nu
   addGateway: (c) => c.addGateway(TOKEN, ganymedeExamples.addGateway.request.body),
   status: (c) => c.status(TOKEN),
   allocation: (c) => c.allocation(TOKEN, ganymedeExamples.allocation.request.params.allocation_id),
+  events: (c) => c.events(TOKEN, ganymedeExamples.events.request.query),
 };
 
 let fake: FakeGanymede;

@@ -262,7 +262,7 @@ describe('gateway run', () => {
     expect(gateway.logs.filter((r) => r.event === 'boot_retry')).toHaveLength(2);
   });
 
-  it('Ganymede unreachable past the boot budget: exit 1', async () => {
+  it('Ganymede unreachable past the boot budget: exit 1, saying where it looked and which flag and variable set it', async () => {
     const fake = await startFakeGanymede();
     const url = fake.url;
     await fake.close();
@@ -271,7 +271,9 @@ describe('gateway run', () => {
     });
     cleanups.push(() => gateway.kill());
     expect((await gateway.exited).code).toBe(1);
-    expect(gateway.logs.find((r) => r.event === 'boot_failed')).toMatchObject({ level: 'fatal' });
+    const failed = gateway.logs.find((r) => r.event === 'boot_failed');
+    expect(failed).toMatchObject({ level: 'fatal' });
+    expect(failed?.msg).toContain(`Ganymede is at ${url} (set with --ganymede-url or GANYMEDE_URL)`);
   });
 
   it('a refused token (401) is not retried: exit 1', async () => {
@@ -280,6 +282,7 @@ describe('gateway run', () => {
     });
     expect((await gateway.exited).code).toBe(1);
     expect(routes(fake)).toEqual(['config']);
+    expect(gateway.logs.find((r) => r.event === 'boot_failed')?.msg).toContain('--token / GATEWAY_TOKEN');
   });
 
   it('invalid configuration: exit 2 with a clear message', async () => {

@@ -20,9 +20,12 @@ export function spawnCli(bundle: string, args: readonly string[], options: Spawn
   return spawnLogged(command.file, command.args, { ...options, cwd: options.cwd ?? REPO_ROOT });
 }
 
-/** Runs a CLI command to completion and answers its stdout; throws with its stderr (and `code`) on a non-zero exit. */
-export async function runCli(bundle: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+/**
+ * Runs a CLI command to completion (in `cwd`, default the repository's root) and answers its stdout; throws with its
+ * stdout, stderr and `code` on a non-zero exit.
+ */
+export async function runCli(bundle: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT): Promise<string> {
   const command = cliCommand(bundle, args);
-  const { stdout } = await promisify(execFile)(command.file, command.args, { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+  const { stdout } = await promisify(execFile)(command.file, command.args, { cwd, env: { ...process.env, ...env } });
   return stdout;
 }

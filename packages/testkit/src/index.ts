@@ -63,3 +63,4 @@ export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
 export { type DocClient, openDoc } from './doc-client.js';
 export { findFreePort } from './free-port.js';
+export { type ScriptedGateway, scriptedGateway } from './scripted-gateway.js';

@@ -2,7 +2,7 @@
  * The allocation row as the code sees it, shared by the transitions and liveness: one column list, one mapping,
  * the audit row every transition appends, and the plain reads.
  */
-import type { AllocationEvent, AllocationState, EndedReason } from '@ganymede/contracts';
+import type { AllocationEvent, AllocationState, EndedReason, PoolEvent } from '@ganymede/contracts';
 import type { Queryable } from '../db/database.js';
 import { iso } from './time.js';
 
@@ -78,14 +78,36 @@ export interface AllocationEventRow {
   at: string;
 }
 
+const toEvent = (r: Record<string, unknown>): AllocationEventRow => ({
+  kind: r.kind as AllocationEventKind,
+  reason: (r.reason as string) ?? null,
+  epoch: Number(r.epoch),
+  at: iso(r.at)!,
+});
+
 export async function eventsOf(db: Queryable, allocationId: string): Promise<AllocationEventRow[]> {
   const { rows } = await db.query('SELECT kind, reason, epoch, at FROM allocation_events WHERE allocation_id = $1 ORDER BY id', [
     allocationId,
   ]);
+  return rows.map(toEvent);
+}
+
+/**
+ * The pool's audit events after `after` (an event id), oldest first. Ids are handed out before commit, so on
+ * PostgreSQL an event may become visible after a later id was read: a feed built on this may miss one, never
+ * show a wrong one (the dashboard re-reads the pool itself on every tick).
+ */
+export async function poolEvents(db: Queryable, after: number, limit: number): Promise<PoolEvent[]> {
+  const { rows } = await db.query(
+    `SELECT id, allocation_id, gateway_id, organization_id, kind, reason, epoch, at
+     FROM allocation_events WHERE id > $1 ORDER BY id LIMIT $2`,
+    [after, limit],
+  );
   return rows.map((r) => ({
-    kind: r.kind as AllocationEventKind,
-    reason: (r.reason as string) ?? null,
-    epoch: Number(r.epoch),
-    at: iso(r.at)!,
+    id: Number(r.id),
+    allocation_id: r.allocation_id as string,
+    gateway_id: r.gateway_id as string,
+    organization_id: r.organization_id as string,
+    ...toEvent(r),
   }));
 }
