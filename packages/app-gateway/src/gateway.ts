@@ -71,6 +71,11 @@ export interface GatewayOptions {
   workload?: Workload;
 }
 
+/** When each organization request was taken (debug level only: the serving history). */
+const servedAt = new WeakMap<object, number>();
+/** CLOCK_MONOTONIC in milliseconds: one clock for every process of the machine, unlike performance.now(). */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
 /** An idle keep-alive connection of a draining process is closed only after this long (see `drain`). */
 const IDLE_GRACE_MS = 1_000;
 
@@ -112,6 +117,8 @@ export class Gateway implements GatewayView {
   private drained: Promise<number> | undefined;
   /** Self-fencing (serve-deadline.ts): past it, the organization's traffic is refused until a renewal succeeds. */
   private readonly deadline = new ServeDeadline(() => this.pause(), this.leaseSeconds * 1000);
+  /** Logging each organization request served (debug level): the serving history a test checks. */
+  private readonly historyOn: boolean;
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -122,9 +129,19 @@ export class Gateway implements GatewayView {
     this.onSuperseded = options.onSuperseded ?? (() => undefined);
     this.successor = options.successor ?? false;
     this.app = createGatewayServer(this, { logger: options.logger });
+    this.historyOn = ['trace', 'debug'].includes(this.log.level);
     // Past the renew deadline no organization route runs, the workload's included (upgrades too: before them).
     this.app.addHook('onRequest', async (request, reply) => {
-      if (request.url.startsWith('/orgs/') && this.lapsed()) return reply.status(503).send(NOT_SERVING);
+      if (!request.url.startsWith('/orgs/')) return;
+      if (this.lapsed()) return reply.status(503).send(NOT_SERVING);
+      if (this.historyOn) servedAt.set(request, monotonicMs());
+    });
+    // At debug level, the serving history (README, Partitions): each organization request answered 200, with the
+    // epoch and the machine's monotonic time (comparable across processes) at which it was taken.
+    this.app.addHook('onResponse', async (request, reply) => {
+      const at = servedAt.get(request);
+      if (at === undefined || reply.statusCode !== 200 || !this.held) return;
+      this.log.debug({ event: 'served', organization_id: this.held.organizationId, epoch: this.held.epoch, at_ms: at }, 'served');
     });
     registerOrgSocket(this.app, this);
     const workload = options.workload ?? sharedDocument;
