@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { findFreePort, type GatewayChild, type LogRecord, spawnGatewayChild } from '@ganymede/testkit';
+import { findFreePort, type GatewayChild, type LogRecord, logTime, spawnGatewayChild } from '@ganymede/testkit';
 import { Pool } from 'undici';
 import { gatewayColdStart } from './floors.js';
 import type { BenchGanymede } from './ganymede.js';
@@ -89,8 +89,6 @@ function servePoller(url: string, organizationId: string) {
   };
   return { once, until, close: () => pool.destroy() };
 }
-
-export const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time).getTime());
 
 export async function gatewayEnv(g: BenchGanymede, dir: string, port: number) {
   const added = await g.client(0).addGateway(g.admin, { url: `http://127.0.0.1:${port}` });

@@ -66,7 +66,8 @@ describe('restart protocol, real processes', () => {
   });
 
   it('a restart nobody reclaims is ended by the reaper (restart_timeout)', async () => {
-    const g = await ganymede({ reaperIntervalMs: 100 });
+    // Short leases: a short renew deadline (1.5 s), so the shortest restart grace Ganymede grants is 2 s.
+    const g = await ganymede({ reaperIntervalMs: 100, env: { GANYMEDE_LEASE_SECONDS: '1', GANYMEDE_LEASE_GRACE_SECONDS: '1' } });
     // Unsupervised, and asking Ganymede for a 1 s grace: nothing brings it back.
     const p = await gateway(g, 'run', { GATEWAY_RESTART_GRACE_SECONDS: '1' });
     const { allocationId } = await allocate(g, p);

@@ -14,7 +14,7 @@ import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.
 import { serveDashboard } from './dashboard/static-files.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
-import { DEFAULT_CLOCK_DRIFT, renewDeadlineMs } from './lease-margins.js';
+import { DEFAULT_CLOCK_DRIFT, leaseMargins } from './lease-margins.js';
 import { DEFAULT_LIVENESS } from './sql/liveness.js';
 
 /** Storage options (`StorageOptions`: database URL, schema, pool size, data directory) and the server's own. */
@@ -84,7 +84,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       ? pino({ level: options.logLevel ?? 'info', redact: LOG_REDACT })
       : options.logger || pino({ level: 'silent' });
   const settings = { ...DEFAULTS, ...definedOnly(options) };
-  const renewDeadline = renewDeadlineMs(settings);
+  const margins = leaseMargins(settings);
   const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
   const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
   const ownsDb = !options.db;
@@ -111,7 +111,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       restartGraceSeconds: settings.restartGraceSeconds,
       notifyTimeoutMs: settings.notifyTimeoutMs,
       liveness,
-      renewDeadlineMs: renewDeadline,
+      margins,
       snapshots: { maxBytes: settings.maxSnapshotBytes, retention: settings.snapshotRetention },
     }),
     {

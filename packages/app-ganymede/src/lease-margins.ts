@@ -7,6 +7,13 @@
  *
  *     renewDeadline × (1 + drift)  <  (lease + grace) × (1 − drift)
  *
+ * The same holds for a restart: a process that asked for one (/gateway/restart, after its last renewal) serves on
+ * until its successor takes over, and Ganymede ends a restart no successor took up at the restart grace:
+ *
+ *     renewDeadline × (1 + drift)  <  restartGrace × (1 − drift)
+ *
+ * so a gateway asking for a shorter restart grace than that gets that much.
+ *
  * A deadline shorter than a renewal interval would stop a healthy gateway between any two renewals. Unset, the
  * deadline is three quarters of lease + grace (15 s of the default 10 + 10): a third of a renewal's worth of
  * room before the bound at 5 % drift, and about four renewals (at a third of the lease each) that may fail first.
@@ -21,15 +28,16 @@ export interface LeaseMargins {
   renewDeadlineMs?: number;
   /** Bound on how far a clock's rate may stray from true time (0.05: 5 %). */
   clockDrift: number;
+  restartGraceSeconds: number;
 }
 
 export const DEFAULT_CLOCK_DRIFT = 0.05;
 
 /**
- * The renew deadline (ms) the margins give. Throws UnsafeLeaseMarginsError, naming the settings and the bound,
- * when they cannot guarantee the order.
+ * The renew deadline (ms) the margins give, and the shortest restart grace that keeps the order. Throws
+ * UnsafeLeaseMarginsError, naming the settings and the bound, when they cannot guarantee it.
  */
-export function renewDeadlineMs(m: LeaseMargins): number {
+export function leaseMargins(m: LeaseMargins): { renewDeadlineMs: number; minRestartGraceSeconds: number } {
   const { leaseSeconds: lease, leaseGraceSeconds: grace, clockDrift: drift } = m;
   const deadlineMs = m.renewDeadlineMs ?? Math.round(750 * (lease + grace));
   const deadline = deadlineMs / 1000;
@@ -42,6 +50,14 @@ export function renewDeadlineMs(m: LeaseMargins): number {
         'given to another; lower the deadline or raise --lease-seconds / --lease-grace-seconds',
     );
   }
+  const restartCeiling = (m.restartGraceSeconds * (1 - drift)) / (1 + drift);
+  if (!(deadline < restartCeiling)) {
+    throw new UnsafeLeaseMarginsError(
+      `--renew-deadline-ms ${deadlineMs} is not below --grace ${m.restartGraceSeconds} s × (1 − ${drift}) / (1 + ${drift}) = ` +
+        `${restartCeiling.toFixed(2)} s: a process cut off during a hot restart could still be serving when the restart ends ` +
+        'and the organization is given to another; lower the deadline or raise --grace',
+    );
+  }
   const floor = (lease * (1 + RENEWAL_JITTER)) / RENEWALS_PER_LEASE;
   if (!(deadline > floor)) {
     throw new UnsafeLeaseMarginsError(
@@ -49,5 +65,7 @@ export function renewDeadlineMs(m: LeaseMargins): number {
         'a healthy gateway would stop serving between renewals; raise it or lower --lease-seconds',
     );
   }
-  return deadlineMs;
+  // The smallest whole number of seconds strictly above the bound.
+  const minRestartGraceSeconds = Math.floor((deadline * (1 + drift)) / (1 - drift)) + 1;
+  return { renewDeadlineMs: deadlineMs, minRestartGraceSeconds };
 }

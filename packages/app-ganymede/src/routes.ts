@@ -23,8 +23,11 @@ export interface RouteDeps {
   restartGraceSeconds: number;
   notifyTimeoutMs: number;
   liveness: LivenessPolicy;
-  /** Sent with every lease (lease-margins.ts): the gateway stops serving this long after its last renewal. */
-  renewDeadlineMs: number;
+  /**
+   * lease-margins.ts: the renew deadline, sent with every lease (the gateway stops serving that long after its last
+   * renewal), and the shortest restart grace that ends a restart only after the old process stopped serving.
+   */
+  margins: { renewDeadlineMs: number; minRestartGraceSeconds: number };
   /** `/gateway/data/push`: the largest state it stores (bytes of its JSON text), and how many revisions are kept. */
   snapshots: { maxBytes: number; retention: number };
 }
@@ -219,7 +222,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
           gateway_id: gatewayId,
           allocation: served(a),
           reclaimed: result.reclaimed,
-          lease: { ...result.lease, renew_deadline_ms: deps.renewDeadlineMs },
+          lease: { ...result.lease, renew_deadline_ms: deps.margins.renewDeadlineMs },
           notice_key: tokens.noticeKey(),
         },
       };
@@ -232,7 +235,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         case 'ok':
           return {
             status: 200,
-            body: { lease: { ...result.lease, renew_deadline_ms: deps.renewDeadlineMs }, allocation: served(result.allocation) },
+            body: { lease: { ...result.lease, renew_deadline_ms: deps.margins.renewDeadlineMs }, allocation: served(result.allocation) },
           };
         case 'forbidden':
           return { status: 403, body: fail('forbidden', 'not this gateway, or not its allocation') };
@@ -247,7 +250,10 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
 
     restart: async ({ headers, body }) => {
       const allocationId = await allocationOf(contract.restart, headers.authorization, body.allocation_id);
-      const grace = Math.min(body.grace_seconds ?? deps.restartGraceSeconds, deps.restartGraceSeconds);
+      // Never longer than configured, and never so short that it could end before the
+      // process that asked (serving on through a hot restart) stops by its renew deadline.
+      const asked = Math.min(body.grace_seconds ?? deps.restartGraceSeconds, deps.restartGraceSeconds);
+      const grace = Math.max(asked, deps.margins.minRestartGraceSeconds);
       failpoint('ganymede:before:restart');
       const result = await transitions.requestRestart(db, allocationId, body.epoch ?? null, body.reason, grace);
       failpoint('ganymede:after:restart');

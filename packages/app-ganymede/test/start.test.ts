@@ -280,9 +280,13 @@ describe('the allocation after /start, through the HTTP API', () => {
     return rows[0]!.secs;
   }
 
-  it("grace_seconds can only shorten Ganymede's grace", async () => {
+  it("grace_seconds can only shorten Ganymede's grace, never below what the renew deadline needs", async () => {
+    // Leases of 10 s and a grace of 10 s: a renew deadline of 15 s; 15 × 1.05 / 0.95 = 16.6, so at least 17 s.
+    const shortest = 17;
     for (const [asked, granted] of [
-      [5, 5],
+      [1, shortest],
+      [shortest, shortest],
+      [20, 20],
       [GRACE_SECONDS, GRACE_SECONDS],
       [3600, GRACE_SECONDS],
       [undefined, GRACE_SECONDS],

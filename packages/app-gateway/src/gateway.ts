@@ -306,6 +306,7 @@ export class Gateway implements GatewayView {
     if (answer.status === 200) {
       this.leaseSeconds = answer.body.lease.seconds;
       this.renewed(sentAt, answer.body.lease.renew_deadline_ms);
+      this.log.debug({ event: 'lease_renewed', ...this.context() }, 'lease renewed');
       const given = answer.body.allocation;
       if (!held && given) {
         this.log.info({ event: 'allocation_raced', allocation_id: given.allocation_id }, 'allocated meanwhile: claiming it');

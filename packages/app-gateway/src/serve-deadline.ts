@@ -67,7 +67,11 @@ export class ServeDeadline {
     clearTimeout(this.timer);
     const left = this.remainingMs();
     if (left <= 0) return void this.lapse();
-    this.timer = setTimeout(() => this.lapsed(), left);
+    // A timer may fire a little before performance.now() says the time is up (libuv counts from the loop's cached
+    // time): then it is armed again for what is left.
+    this.timer = setTimeout(() => {
+      if (!this.lapsed()) this.arm();
+    }, left);
     this.timer.unref();
   }
 

@@ -30,6 +30,7 @@ export { noticeTarget } from './notice-target.js';
 export {
   type LoggedProcess,
   type LogRecord,
+  logTime,
   type ProcessExit,
   type SpawnLoggedOptions,
   spawnLogged,
@@ -64,3 +65,4 @@ export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDataba
 export { type DocClient, openDoc } from './doc-client.js';
 export { findFreePort } from './free-port.js';
 export { type ScriptedGateway, scriptedGateway } from './scripted-gateway.js';
+export { type ProxyMode, startTcpProxy, type TcpProxy } from './tcp-proxy.js';

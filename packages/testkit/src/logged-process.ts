@@ -15,6 +15,9 @@ export interface LogRecord {
   [field: string]: unknown;
 }
 
+/** When a line was logged, in epoch ms: Ganymede logs a number, the gateway an ISO time; NaN without one. */
+export const logTime = (r: LogRecord | undefined) => (r?.time === undefined ? Number.NaN : new Date(r.time).getTime());
+
 export interface ProcessExit {
   code: number | null;
   signal: NodeJS.Signals | null;
