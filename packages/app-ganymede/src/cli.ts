@@ -17,7 +17,7 @@ const USAGE = `usage:
                  [--schema NAME] [--pool-size 10] [--grace SECONDS] [--lease-seconds 10] [--lease-grace-seconds 10]
                  [--crash-loop-limit 5] [--crash-loop-window-seconds 300] [--shutdown-timeout-ms 5000]
                  [--headers-timeout-ms 10000] [--request-timeout-ms 30000]
-                 [--max-snapshot-bytes 16777216] [--snapshot-retention 10]
+                 [--max-snapshot-bytes 16777216] [--snapshot-retention 10] [--metrics-open]
   ganymede gateway add --url URL [--json]
   ganymede token user --organization UUID [--user ID] [--json]
   ganymede status [--json]
@@ -27,7 +27,7 @@ environment: DATABASE_URL, GANYMEDE_DB_SCHEMA, GANYMEDE_DB_POOL_SIZE, GANYMEDE_P
   GANYMEDE_RESTART_GRACE_SECONDS, GANYMEDE_REAPER_INTERVAL_MS, GANYMEDE_NOTIFY_TIMEOUT_MS, GANYMEDE_LOG_LEVEL,
   GANYMEDE_LEASE_SECONDS, GANYMEDE_LEASE_GRACE_SECONDS, GANYMEDE_CRASH_LOOP_LIMIT, GANYMEDE_CRASH_LOOP_WINDOW_SECONDS,
   GANYMEDE_SHUTDOWN_TIMEOUT_MS, GANYMEDE_HEADERS_TIMEOUT_MS, GANYMEDE_REQUEST_TIMEOUT_MS, GANYMEDE_MAX_SNAPSHOT_BYTES,
-  GANYMEDE_SNAPSHOT_RETENTION`;
+  GANYMEDE_SNAPSHOT_RETENTION, GANYMEDE_METRICS_OPEN`;
 
 const env = process.env;
 const OPTIONS = {
@@ -54,6 +54,7 @@ const OPTIONS = {
   'max-snapshot-bytes': { type: 'string', default: env.GANYMEDE_MAX_SNAPSHOT_BYTES ?? String(DEFAULTS.maxSnapshotBytes) },
   'snapshot-retention': { type: 'string', default: env.GANYMEDE_SNAPSHOT_RETENTION ?? String(DEFAULTS.snapshotRetention) },
   'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
+  'metrics-open': { type: 'boolean', default: env.GANYMEDE_METRICS_OPEN === '1' },
   'ganymede-url': { type: 'string', default: env.GANYMEDE_URL },
   url: { type: 'string' },
   organization: { type: 'string', multiple: true },
@@ -124,6 +125,7 @@ async function serve() {
     maxSnapshotBytes: positiveInt('max-snapshot-bytes', values['max-snapshot-bytes']),
     snapshotRetention: positiveInt('snapshot-retention', values['snapshot-retention']),
     logLevel: values['log-level'],
+    metricsOpen: values['metrics-open'],
   });
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals) => {

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contracts';
-import { TsRestResponseError } from '@ts-rest/core';
+import { ganymedeContract as contract } from '@ganymede/contracts';
 import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
-import { bearer, type Claims, type TokenType, type Tokens } from './auth.js';
+import type { Tokens } from './auth.js';
+import { authorizer, fail, refusal, type Route } from './authorize.js';
 import type { Database } from './db/database.js';
-import { InvalidTokenError } from './errors.js';
 import { failpoint } from '@ganymede/failpoints';
+import type { Metrics } from './metrics.js';
 import { notifyAllocated } from './notify.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
@@ -14,7 +14,7 @@ import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } fro
 import { pullSnapshot, pushSnapshot } from './sql/snapshots.js';
 import * as transitions from './sql/transitions.js';
 import type { FencedResult } from './sql/transitions.js';
-import { logTransition } from './transition-log.js';
+import type { TransitionLog } from './transition-log.js';
 
 export interface RouteDeps {
   db: Database;
@@ -25,13 +25,12 @@ export interface RouteDeps {
   liveness: LivenessPolicy;
   /** `/gateway/data/push`: the largest state it stores (bytes of its JSON text), and how many revisions are kept. */
   snapshots: { maxBytes: number; retention: number };
+  metrics: Metrics;
+  transitions: TransitionLog;
 }
 
-const fail = (error: ErrorBody['error'], message: string) => ({ error, message });
-
-/** Every Ganymede route declares 401 and 403 with the error body: thrown from a shared check, answered as is. */
-type Route = (typeof contract)[keyof typeof contract];
-const refusal = (route: Route, status: 401 | 403, body: ErrorBody) => new TsRestResponseError<Route>(route, { status, body });
+/** The routes of the operations (`ops-routes.ts`): health, metrics, the API's description. */
+type OpsRoute = 'healthz' | 'readyz' | 'metrics' | 'openapi';
 
 /** The contract's view of a live allocation a gateway holds or must claim. */
 const served = (a: Allocation | null) =>
@@ -43,26 +42,12 @@ const NOTICE_CLOCK_MARGIN_SECONDS = 2;
 /** Gateways tried per /gateway/start before answering 503 (each unreachable one is taken out of the pool). */
 const START_ATTEMPTS = 8;
 
-export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof contract> {
-  const { db, tokens, log } = deps;
+export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeof contract>, OpsRoute> {
+  const { db, tokens, log, metrics } = deps;
+  const logTransition = deps.transitions.record;
+  const authorize = authorizer(tokens, log);
   /** A notice is good while /gateway/start waits for its answer, plus a margin for the gateway's clock. */
   const noticeTtlSeconds = deps.notifyTimeoutMs / 1000 + NOTICE_CLOCK_MARGIN_SECONDS;
-
-  /** The claims of the request's bearer token, or a thrown 401 (invalid) / 403 (valid, wrong kind). */
-  async function authorize<T extends TokenType>(route: Route, authorization: string, typ: T) {
-    let claims: Extract<Claims, { typ: T }> | null;
-    try {
-      claims = await tokens.verify(bearer(authorization), typ);
-    } catch (error) {
-      if (!(error instanceof InvalidTokenError)) throw error;
-      // Signed with our key, yet off the schema: a peer sharing the key is minting bad tokens. Worth a warning.
-      if (error.code === 'TOKEN_CLAIMS_INVALID')
-        log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
-      throw refusal(route, 401, fail('unauthorized', error.message));
-    }
-    if (!claims) throw refusal(route, 403, fail('forbidden', `this route needs a ${typ} token`));
-    return claims;
-  }
 
   /** Shared by /stop, /restart and /restart/withdraw: the organization token names the allocation; a body that names another is refused. */
   async function allocationOf(route: Route, authorization: string, bodyAllocationId: string | undefined) {
@@ -117,11 +102,13 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         if (result.kind === 'none') break;
         let allocation = result.allocation;
         if (result.kind === 'created') {
-          logTransition(log, 'allocated', allocation);
+          logTransition('allocated', allocation);
           const notice = await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds);
-          if (!(await notifyAllocated(allocation.gateway_url, allocation.allocation_id, notice, deps.notifyTimeoutMs))) {
+          const failure = await notifyAllocated(allocation.gateway_url, allocation.allocation_id, notice, deps.notifyTimeoutMs);
+          if (failure) {
+            metrics.noticeFailures.inc({ why: failure });
             if (await transitions.rollBack(db, allocation.allocation_id)) {
-              logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
+              logTransition('rolled_back', allocation, 'gateway_unreachable');
               continue;
             }
           }
@@ -165,6 +152,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     },
 
     ready: async ({ headers, body }) => {
+      const startedAt = performance.now();
       const { sub: gatewayId } = await authorize(contract.ready, headers.authorization, 'gateway');
       failpoint('ganymede:before:ready');
       const result = await transitions.ready(db, gatewayId, body.allocation_id, body.instance_id ?? null, deps.liveness);
@@ -177,11 +165,11 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         case 'ended':
           return { status: 409, body: fail('allocation_ended', 'the allocation has ended') };
         case 'crash_loop':
-          logTransition(log, 'crash_loop', result.allocation, 'crash_loop');
+          logTransition('crash_loop', result.allocation, 'crash_loop');
           return { status: 409, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
       }
       const a = result.allocation;
-      if (a && result.reclaimed) logTransition(log, 'reclaimed', a);
+      if (a && result.reclaimed) await deps.transitions.reclaimed(a, startedAt);
       log.info(
         {
           gateway_id: gatewayId,
@@ -206,6 +194,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     lease: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.lease, headers.authorization, 'gateway');
       const result = await renewLease(db, gatewayId, body.instance_id, body.allocation_id, body.epoch ?? null, deps.liveness.leaseSeconds);
+      metrics.leaseRenewals.inc({ outcome: result.kind === 'ended' ? 'allocation_ended' : result.kind });
       switch (result.kind) {
         case 'ok':
           return { status: 200, body: { lease: result.lease, allocation: served(result.allocation) } };
@@ -228,7 +217,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:restart');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'restart_requested', a, body.reason);
+      logTransition('restart_requested', a, body.reason);
       return {
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'restarting', epoch: a.epoch, restart_deadline: a.restart_deadline! },
@@ -242,7 +231,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:withdraw');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'restart_withdrawn', a);
+      logTransition('restart_withdrawn', a);
       return { status: 200, body: { allocation_id: a.allocation_id, state: 'active', epoch: a.epoch } };
     },
 
@@ -253,7 +242,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:stop');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'stopped', a, body.reason);
+      logTransition('stopped', a, body.reason);
       return {
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'ended', epoch: a.epoch, ended_at: a.ended_at!, ended_reason: a.ended_reason! },

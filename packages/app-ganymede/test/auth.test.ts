@@ -134,6 +134,7 @@ describe('token kinds', () => {
       addGateway: { url: 'http://127.0.0.1:4199' },
       status: undefined,
       allocation: undefined,
+      metrics: undefined,
     };
     return (kind: Kind) =>
       rawRequest(

@@ -97,6 +97,7 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
     addGateway: { url: 'http://127.0.0.1:4199' },
     status: undefined,
     allocation: undefined,
+    metrics: undefined,
   };
   const r = ganymedeContract[route];
   const payload = body ?? bodies[route];

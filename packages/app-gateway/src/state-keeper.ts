@@ -7,6 +7,7 @@
  * The snapshot travels as base64 in the platform's `data` field. A pulled `data` that is not a string (a snapshot
  * the platform's own gateways pushed) cannot be restored: the organization starts empty, with a warning.
  */
+import type { PushOutcome } from './metrics.js';
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from './config.js';
@@ -41,6 +42,8 @@ export class StateKeeper {
       workload: Workload;
       /** The allocation this process holds now (its epoch may move on: a claim after a failed handover). */
       held: () => HeldAllocation | null;
+      /** Told the outcome of every push (the metrics count them). */
+      pushed: (outcome: PushOutcome) => void;
     },
   ) {}
 
@@ -123,6 +126,7 @@ export class StateKeeper {
         if (answer.status === 200) {
           open.revision = answer.body.revision;
           open.pushedChanges = changes;
+          this.deps.pushed('stored');
           this.deps.log.info(
             { event: 'state_pushed', why, revision: answer.body.revision, size: answer.body.size },
             `state pushed (${why})`,
@@ -130,11 +134,13 @@ export class StateKeeper {
           return;
         }
         // A stale epoch: another process holds the allocation now (the lease renewal makes this one stand down).
+        this.deps.pushed('refused');
         this.deps.log.warn(
           { event: 'push_refused', why, status: answer.status, error: answer.body.error },
           `push refused: ${answer.body.error}`,
         );
       } catch (error) {
+        this.deps.pushed('failed');
         this.deps.log.error({ event: 'push_failed', why, err: error }, 'could not push the state');
       }
     });

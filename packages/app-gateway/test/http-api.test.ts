@@ -297,6 +297,7 @@ describe('stub views: shutting down, and handler bugs', () => {
       phase: (): Phase => 'shutting_down',
       whoami: () => whoami,
       allocated: async () => ({ status: 503, body: { error: 'not_ready', message: 'the gateway is starting or shutting down' } }),
+      metrics: async () => null,
     });
     expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 503);
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
@@ -325,6 +326,9 @@ describe('stub views: shutting down, and handler bugs', () => {
         throw new Error('secret detail');
       },
       allocated: async () => {
+        throw new Error('secret detail');
+      },
+      metrics: async () => {
         throw new Error('secret detail');
       },
     });
