@@ -17,14 +17,24 @@ export interface Metrics {
 }
 
 export function parseMetrics(text: string): Metrics {
-  const families = new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
-  const samples = (name: string, labels: Record<string, string>): ParsedSample[] =>
-    (families.get(name)?.metrics ?? []).filter((s) => Object.entries(labels).every(([k, v]) => (s.labels?.[k] ?? '') === v));
+  const types = new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f.type]));
+  // The parser folds a histogram's series into one sample and drops their labels (and, with labels, the _count and
+  // _sum), so the samples are read from the text with the histograms' TYPE lines left out: each series (`x_bucket`,
+  // `x_count`, `x_sum`) then parses as a plain sample with its labels.
+  const untyped = text
+    .split('\n')
+    .filter((line) => !/^# TYPE \S+ histogram$/.test(line))
+    .join('\n');
+  const series = new Map<string, ParsedSample[]>();
+  for (const family of parsePrometheusTextFormat(untyped)) series.set(family.name, [...(series.get(family.name) ?? []), ...family.metrics]);
+  const sum = (name: string, labels: Record<string, string>) =>
+    (series.get(name) ?? [])
+      .filter((s) => Object.entries(labels).every(([k, v]) => (s.labels?.[k] ?? '') === v))
+      .reduce((total, s) => total + Number(s.value), 0);
   return {
-    type: (name) => families.get(name)?.type,
-    value: (name, labels = {}) => samples(name, labels).reduce((total, s) => total + Number(s.value), 0),
-    histogram: (name, labels = {}) =>
-      samples(name, labels).reduce((h, s) => ({ count: h.count + Number(s.count), sum: h.sum + Number(s.sum) }), { count: 0, sum: 0 }),
+    type: (name) => types.get(name),
+    value: (name, labels = {}) => sum(name, labels),
+    histogram: (name, labels = {}) => ({ count: sum(`${name}_count`, labels), sum: sum(`${name}_sum`, labels) }),
   };
 }
 
