@@ -10,6 +10,7 @@ import { gatewayContract, gatewayExamples, type Whoami } from '@ganymede/contrac
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { request } from 'undici';
+import { parseMetrics } from '@ganymede/testkit/prometheus';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
 import { loadConfig } from '../src/config.js';
@@ -58,6 +59,12 @@ function expectContract(route: Route, answer: { status: number; body: unknown },
   const example = (gatewayExamples[route].responses as Record<number, unknown>)[status] as Record<string, unknown>;
   expect(Object.keys(answer.body as object).sort()).toEqual(Object.keys(example).sort());
   if ('error' in example) expect((answer.body as { error: string }).error).toBe(example.error);
+}
+
+/** GET /metrics with `authorization` (none when undefined): the raw text, for the Prometheus parser. */
+async function getMetrics(base: string, authorization?: string) {
+  const res = await request(`${base}/metrics`, { headers: authorization ? { authorization } : {} });
+  return { status: res.statusCode, text: await res.body.text() };
 }
 
 /** A notice: by default with Ganymede's proof (a genuine notice token) for the allocation it names; `null` for none. */
@@ -214,6 +221,25 @@ describe('a real gateway, idle then allocated', () => {
     expect((await call(base, 'GET', '/whoami')).body).toEqual(answer.body);
   });
 
+  it("GET /readyz 200 (serving); GET /metrics only with the gateway's own token, read with a Prometheus parser", async () => {
+    const ready = await call(base, 'GET', '/readyz');
+    expectContract('readyz', ready, 200);
+    expect(ready.body).toEqual({ status: 'ready', serving: true });
+    for (const authorization of [undefined, `Bearer ${ORG_TOKEN}`, noticeAuth(), `Bearer ${GATEWAY_TOKEN}x`]) {
+      const refused = await getMetrics(base, authorization);
+      expect(refused.status, authorization).toBe(401);
+      expectContract('metrics', { status: refused.status, body: JSON.parse(refused.text) }, 401);
+    }
+    const res = await getMetrics(base, `Bearer ${GATEWAY_TOKEN}`);
+    expect(res.status).toBe(200);
+    const m = parseMetrics(res.text);
+    expect(m.value('gateway_phase', { phase: 'up' })).toBe(1);
+    expect(m.value('gateway_phase')).toBe(1); // one phase at a time
+    expect(m.value('gateway_epoch')).toBe(3);
+    expect(m.type('gateway_handovers_total')).toBe('COUNTER');
+    expect(m.value('gateway_handovers_total')).toBe(0);
+  });
+
   it('a repeated notice answers 200 without asking Ganymede again; another allocation is 409', async () => {
     const before = fake.protocolCalls().length;
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 200);
@@ -265,9 +291,11 @@ describe('a real gateway while booting', () => {
       expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
       expect((await call(base, 'GET', '/healthz')).body).toEqual({ status: 'ok', serving: false });
       expectContract('whoami', await call(base, 'GET', '/whoami'), 200);
+      expectContract('readyz', await call(base, 'GET', '/readyz'), 503);
       release();
       await starting;
       expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 200);
+      expectContract('readyz', await call(base, 'GET', '/readyz'), 200);
     } finally {
       release();
       await gateway.shutdown({ kind: 'restart', reason: 'reload' });
@@ -302,6 +330,7 @@ describe('stub views: shutting down, and handler bugs', () => {
     expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 503);
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
     expectContract('healthz', await call(base, 'GET', '/healthz'), 200);
+    expectContract('readyz', await call(base, 'GET', '/readyz'), 503);
   });
 
   it('a real gateway answers a notice 503 once shutting down', async () => {
@@ -334,6 +363,7 @@ describe('stub views: shutting down, and handler bugs', () => {
     });
     for (const [route, method, path, body] of [
       ['healthz', 'GET', '/healthz', undefined],
+      ['readyz', 'GET', '/readyz', undefined],
       ['whoami', 'GET', '/whoami', undefined],
       ['serve', 'GET', `/orgs/${ORG}`, undefined],
       ['echo', 'POST', `/orgs/${ORG}/echo`, JSON.stringify({ data: 'x' })],
