@@ -9,7 +9,7 @@ import { allocate, ganymede, gateway, gatewayEvent, retired } from './support.js
 
 const get = async (url: string, headers: Record<string, string> = {}) => {
   const res = await request(url, { headers });
-  return { status: res.statusCode, body: (await res.body.json()) };
+  return { status: res.statusCode, body: await res.body.json() };
 };
 
 describe('operating real processes', () => {
