@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { gatewayContract, gatewayExamples, type Whoami } from '@ganymede/contracts';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { parseMetrics } from '@ganymede/testkit/prometheus';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
@@ -269,6 +269,37 @@ describe('a real gateway: concurrent notices claim once', () => {
       expect(new Set(answers.map((a) => a.body.epoch))).toEqual(new Set([3]));
     } finally {
       await gateway.shutdown({ kind: 'stop', reason: 'stop' });
+      await fake.close();
+    }
+  });
+});
+
+describe('a real gateway handing over (in process)', () => {
+  it('counts the handover steps and the requests it answers while draining; /readyz is 503 once draining', async () => {
+    const scenario = allocationAnswers({ allocated: true });
+    const fake = await startFakeGanymede(scenario.answers);
+    const gateway = new Gateway({ config: gatewayConfig(fake.url), logger: silent });
+    try {
+      await gateway.start();
+      // One keep-alive connection, opened before the drain: a draining process still answers on it.
+      const conn = new Pool(`http://127.0.0.1:${gateway.port()}`, { connections: 1 });
+      const get = async (path: string) => {
+        const res = await conn.request({ method: 'GET', path });
+        return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+      };
+      expect((await get(`/orgs/${ORG}`)).status).toBe(200);
+      await gateway.prepareHandover('reload');
+      expectContract('readyz', await get('/readyz'), 200); // handing over: still serving
+      const { drained } = gateway.drain();
+      expectContract('readyz', await get('/readyz'), 503); // answered with Connection: close: the drain ends
+      expect(await drained).toBe(75);
+      await conn.close();
+      const m = parseMetrics((await gateway.metrics(`Bearer ${GATEWAY_TOKEN}`))!);
+      expect(m.value('gateway_drained_requests_total')).toBe(1);
+      expect(m.value('gateway_handovers_total', { step: 'prepared' })).toBe(1);
+      expect(m.value('gateway_handovers_total', { step: 'drained' })).toBe(1);
+      expect(m.value('gateway_phase', { phase: 'stopped' })).toBe(1);
+    } finally {
       await fake.close();
     }
   });
