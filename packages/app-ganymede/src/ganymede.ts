@@ -14,7 +14,7 @@ import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { timedDatabase } from './db/timed.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics } from './metrics.js';
 import { openApiDocument, opsRoutes } from './ops-routes.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
@@ -79,7 +79,6 @@ export interface Ganymede {
   tokens: Tokens;
   reaper: Reaper;
   log: FastifyBaseLogger;
-  metrics: Metrics;
   listen(port: number, host?: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -152,7 +151,6 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     tokens,
     reaper,
     log,
-    metrics,
     async listen(port, host = '127.0.0.1') {
       const address = await app.listen({ port, host });
       reaper.start();

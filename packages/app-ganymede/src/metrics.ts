@@ -29,7 +29,6 @@ export function createMetrics() {
     registers,
   });
   return {
-    registry,
     transitions: new Counter({
       name: 'ganymede_transitions_total',
       help: 'Allocation transitions made by this process, by kind (the audit kinds) and reason ("" when none).',

@@ -8,13 +8,13 @@ import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Tokens } from './auth.js';
 import { authorizer, fail } from './authorize.js';
-import type { Queryable } from './db/database.js';
+import type { Database, Queryable } from './db/database.js';
 import { schemaVersion } from './db/migrate.js';
 import { PG_ERRORS } from './errors.js';
 import type { Metrics } from './metrics.js';
 
 export interface OpsDeps {
-  db: Queryable & { kind: 'pglite' | 'postgres' };
+  db: Database;
   tokens: Tokens;
   log: FastifyBaseLogger;
   metrics: Metrics;
@@ -50,7 +50,10 @@ async function databaseSchemaVersion(db: Queryable): Promise<number> {
   }
 }
 
-export function opsRoutes(deps: OpsDeps): Pick<RouterImplementation<typeof contract>, 'healthz' | 'readyz' | 'metrics' | 'openapi'> {
+/** The contract's routes this module implements; `routes.ts` implements the others. */
+export type OpsRoute = 'healthz' | 'readyz' | 'metrics' | 'openapi';
+
+export function opsRoutes(deps: OpsDeps): Pick<RouterImplementation<typeof contract>, OpsRoute> {
   const { db, log, metrics, codeSchemaVersion } = deps;
   const authorize = authorizer(deps.tokens, log);
   return {

@@ -8,6 +8,7 @@ import type { Database } from './db/database.js';
 import { failpoint } from '@ganymede/failpoints';
 import type { Metrics } from './metrics.js';
 import { notifyAllocated } from './notify.js';
+import type { OpsRoute } from './ops-routes.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
 import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway } from './sql/rows.js';
@@ -28,9 +29,6 @@ export interface RouteDeps {
   metrics: Metrics;
   transitions: TransitionLog;
 }
-
-/** The routes of the operations (`ops-routes.ts`): health, metrics, the API's description. */
-type OpsRoute = 'healthz' | 'readyz' | 'metrics' | 'openapi';
 
 /** The contract's view of a live allocation a gateway holds or must claim. */
 const served = (a: Allocation | null) =>

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type Metrics, parseMetrics } from '@ganymede/testkit/prometheus';
 import { describe, expect, it } from 'vitest';
 import { TEST_DATABASE } from './database.js';
-import { answeringUrl, closedUrl, hangingUrl, rawRequest, startTestGanymede, useGanymede } from './support.js';
+import { answeringUrl, closedUrl, hangingUrl, rawRequest, recordQueries, startTestGanymede, useGanymede } from './support.js';
 
 const NOTIFY_TIMEOUT_MS = 300;
 const g = useGanymede({ manualReaper: true, notifyTimeoutMs: NOTIFY_TIMEOUT_MS, leaseGraceSeconds: 10 });
@@ -145,6 +145,16 @@ describe('Ganymede /metrics', () => {
       await refusing.close();
       await hanging.close();
     }
+  });
+
+  it('reads the database gauges with one statement per scrape', async () => {
+    const recorder = recordQueries(g.ganymede.db);
+    try {
+      await scrape();
+    } finally {
+      recorder.stop();
+    }
+    expect(recorder.texts).toHaveLength(1);
   });
 
   it("times the database door's statements, labelled by backend only", async () => {
