@@ -83,5 +83,15 @@ describe('/openapi.json and /docs', () => {
       expect((await get(asset)).status, asset).toBe(200);
     }
     expect((await get('/docs/json')).body).toEqual(JSON.parse(openApiText()));
+    // What the page does not serve answers like any other route: the contract's error body.
+    for (const [path, status] of [
+      ['/docs/static/no-such-asset.js', 404],
+      ['/docs/static/../../package.json', 404],
+      ['/docs/%ZZ', 400],
+    ] as const) {
+      const res = await get(path);
+      expect(res.status, path).toBe(status);
+      expect(errorBodyProblem(res.body), path).toBeNull();
+    }
   });
 });
