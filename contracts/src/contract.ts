@@ -19,8 +19,14 @@ import {
   ErrorBody,
   EventsQuery,
   EventsResponse,
+  GatewayReadiness,
   Health,
+  Liveness,
   NoticeHeaders,
+  OpenApiDocument,
+  OptionalBearerHeaders,
+  PROMETHEUS_CONTENT_TYPE,
+  Readiness,
   LeaseBody,
   LeaseResponse,
   ReadyBody,
@@ -47,6 +53,8 @@ const c = initContract();
  */
 const common = { 400: ErrorBody, 408: ErrorBody, 413: ErrorBody, 415: ErrorBody, 431: ErrorBody, 500: ErrorBody };
 const authed = { ...common, 401: ErrorBody, 403: ErrorBody };
+/** Metrics in the Prometheus text format: rendered by prom-client, never by hand. */
+const prometheusText = c.otherResponse({ contentType: PROMETHEUS_CONTENT_TYPE, body: z.string() });
 
 /** Ganymede, the control plane. Gateways, users and operators call it. */
 export const ganymedeContract = c.router(
@@ -158,6 +166,32 @@ export const ganymedeContract = c.router(
       headers: BearerHeaders,
       responses: { ...authed, 200: EventsResponse },
     },
+    healthz: {
+      method: 'GET',
+      path: '/healthz',
+      summary: 'Liveness: the process answers. Checks nothing else (no token).',
+      responses: { ...common, 200: Liveness },
+    },
+    readyz: {
+      method: 'GET',
+      path: '/readyz',
+      summary:
+        'Readiness: the database answers and its schema is at the version of this code (no token). 503 database_unavailable or migrations_pending otherwise.',
+      responses: { ...common, 200: Readiness, 503: ErrorBody },
+    },
+    metrics: {
+      method: 'GET',
+      path: '/metrics',
+      summary: 'Metrics in the Prometheus text format (admin token, unless the server runs with --metrics-open / GANYMEDE_METRICS_OPEN=1).',
+      headers: OptionalBearerHeaders,
+      responses: { ...authed, 200: prometheusText },
+    },
+    openapi: {
+      method: 'GET',
+      path: '/openapi.json',
+      summary: 'This API described in OpenAPI 3, generated from the contract (no token). A page to browse it: /docs.',
+      responses: { ...common, 200: OpenApiDocument },
+    },
   },
   { strictStatusCodes: true },
 );
@@ -168,7 +202,23 @@ export const gatewayContract = c.router(
     healthz: {
       method: 'GET',
       path: '/healthz',
+      summary: 'Liveness: the process answers; `serving` says whether it serves an organization now.',
       responses: { ...common, 200: Health },
+    },
+    readyz: {
+      method: 'GET',
+      path: '/readyz',
+      summary:
+        'Readiness: serving its organization, or idle and ready to be allocated. 503 not_ready while booting, draining, standing down or shutting down.',
+      responses: { ...common, 200: GatewayReadiness, 503: ErrorBody },
+    },
+    metrics: {
+      method: 'GET',
+      path: '/metrics',
+      summary:
+        "This process's metrics in the Prometheus text format (the gateway's own token: its port also serves organizations' traffic).",
+      headers: BearerHeaders,
+      responses: { ...common, 401: ErrorBody, 200: prometheusText },
     },
     whoami: {
       method: 'GET',

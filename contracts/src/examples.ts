@@ -43,6 +43,16 @@ const SNAPSHOT = {
   stored_at: AT,
 };
 
+/** A scrape's first lines (the format is prom-client's). */
+const METRICS =
+  '# HELP ganymede_transitions_total Allocation transitions.\n# TYPE ganymede_transitions_total counter\nganymede_transitions_total{kind="allocated",reason=""} 3\n';
+const OPENAPI = {
+  openapi: '3.0.2',
+  info: { title: 'Ganymede', version: '0.1.0', description: 'The control plane.' },
+  paths: {},
+  components: {},
+};
+
 export const ids = { GATEWAY, ORG, ALLOCATION, INSTANCE, TOKEN, NOTICE_KEY };
 
 export const ganymedeExamples = {
@@ -209,10 +219,33 @@ export const ganymedeExamples = {
       },
     },
   },
+  healthz: { request: {}, responses: { ...common, 200: { status: 'ok' } } },
+  readyz: {
+    request: {},
+    responses: {
+      ...common,
+      200: { status: 'ready', database: 'postgres', schema_version: 5 },
+      503: err('migrations_pending', 'the database schema is at version 4; this code needs 5: run the migrations'),
+    },
+  },
+  metrics: { request: { headers: auth }, responses: { ...authed, 200: METRICS } },
+  openapi: { request: {}, responses: { ...common, 200: OPENAPI } },
 } as const;
 
 export const gatewayExamples = {
   healthz: { request: {}, responses: { ...common, 200: { status: 'ok', serving: true } } },
+  readyz: {
+    request: {},
+    responses: { ...common, 200: { status: 'ready', serving: false }, 503: err('not_ready', 'the gateway is draining') },
+  },
+  metrics: {
+    request: { headers: auth },
+    responses: {
+      ...common,
+      200: '# HELP gateway_epoch The epoch this process serves at (0: idle).\n# TYPE gateway_epoch gauge\ngateway_epoch 2\n',
+      401: err('unauthorized', "this route needs the gateway's own token"),
+    },
+  },
   whoami: { request: {}, responses: { ...common, 200: whoami } },
   serve: {
     request: { params: { organization_id: ORG } },

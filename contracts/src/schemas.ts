@@ -43,6 +43,9 @@ export const ERROR_CODES = [
   'no_gateway_available',
   'not_ready',
   'not_serving',
+  'database_unavailable',
+  'migrations_pending',
+  'schema_too_new',
   'payload_too_large',
   'unsupported_media_type',
   'request_timeout',
@@ -57,8 +60,10 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const BearerHeaders = z.object({
   authorization: z.string().regex(/^Bearer \S+$/, 'expected "Bearer <token>"'),
 });
+/** A bearer token a route may do without: a notice from an older Ganymede, or `/metrics` opened by its flag. */
+export const OptionalBearerHeaders = z.object({ authorization: BearerHeaders.shape.authorization.optional() });
 /** A notice's headers: the notice token, absent only from a Ganymede older than notice tokens. */
-export const NoticeHeaders = z.object({ authorization: BearerHeaders.shape.authorization.optional() });
+export const NoticeHeaders = OptionalBearerHeaders;
 
 /** Every body is a JSON object whose unknown keys are refused: a typo must not pass silently. */
 export const StartBody = z.object({ organization_id: Uuid }).strict();
@@ -275,7 +280,8 @@ export function nestsWithin(value: unknown, max: number): boolean {
 /** Any JSON value nested at most MAX_DATA_DEPTH deep; a body without `data` is refused (null is a value, a missing key is not). */
 export const SnapshotData = z
   .custom<unknown>((v) => v !== undefined, { message: 'Required' })
-  .refine((v) => nestsWithin(v, MAX_DATA_DEPTH), `nested deeper than ${MAX_DATA_DEPTH} levels`);
+  .refine((v) => nestsWithin(v, MAX_DATA_DEPTH), `nested deeper than ${MAX_DATA_DEPTH} levels`)
+  .describe(`Any JSON value, nested at most ${MAX_DATA_DEPTH} arrays and objects deep.`);
 /** A snapshot's revision: 1 for an organization's first push, then + 1 for each. */
 export const Revision = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 /** `sha256:` and the hex SHA-256 of the JSON text of `data` (UTF-8), as Ganymede stored it. */
@@ -397,6 +403,26 @@ export const AllocationHistoryResponse = z.object({
   events: z.array(AllocationEvent),
 });
 
+// Operations: health, metrics, the API's own description (both apps serve health and metrics)
+
+/** `/healthz`: the process answers. Nothing else is checked. */
+export const Liveness = z.object({ status: z.literal('ok') });
+
+/** Ganymede's readiness (`/readyz`): its database answers and its schema is at this code's version. */
+export const Readiness = z.object({
+  status: z.literal('ready'),
+  database: z.enum(['pglite', 'postgres']),
+  schema_version: z.number().int().min(0),
+});
+
+/** The media type of the Prometheus text exposition format, version 0.0.4 (prom-client's `contentType`). */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** An OpenAPI 3 document (`/openapi.json`), generated from this contract (openapi.ts). */
+export const OpenApiDocument = z
+  .object({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }).passthrough() })
+  .passthrough();
+
 // Gateway API
 
 export const Whoami = z.object({
@@ -415,6 +441,12 @@ export const EchoResponse = Whoami.extend({ data: z.string() });
 
 export const Health = z.object({
   status: z.literal('ok'),
+  serving: z.boolean(),
+});
+
+/** The gateway's readiness (`/readyz`): it serves its organization, or is idle and ready to be allocated. */
+export const GatewayReadiness = z.object({
+  status: z.literal('ready'),
   serving: z.boolean(),
 });
 

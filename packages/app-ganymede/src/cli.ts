@@ -52,7 +52,7 @@ const COMMANDS: Record<string, Command> = {
   --renew-deadline-ms (lease + grace) × 750  --clock-drift 0.05
   --crash-loop-limit 5  --crash-loop-window-seconds 300  --shutdown-timeout-ms 5000
   --headers-timeout-ms 10000  --request-timeout-ms 30000  --max-snapshot-bytes 16777216  --snapshot-retention 10
-  --log-level info
+  --log-level info  --metrics-open (GANYMEDE_METRICS_OPEN=1: /metrics without a token)
 each flag's variable is in the README ("Configuration and CLIs"); GANYMEDE_SIGNING_KEY sets the key.
 The dashboard is at /ui.`,
     options: SERVE_OPTIONS,

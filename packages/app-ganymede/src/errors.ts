@@ -81,4 +81,5 @@ export const PG_ERRORS = {
   uniqueViolation: '23505',
   duplicateSchema: '42P06',
   deadlockDetected: '40P01',
+  undefinedTable: '42P01',
 } as const;

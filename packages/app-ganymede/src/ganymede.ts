@@ -1,8 +1,10 @@
 /**
- * A Ganymede server: database, migrations, routes, reaper. `start()` and `close()` are safe to call
+ * A Ganymede server: database, migrations, routes, reaper, metrics, and the API's description with a page to browse it. `start()` and `close()` are safe to call
  * twice or concurrently; `close()` stops taking requests, lets those in flight finish for at most
  * `shutdownTimeoutMs` (then destroys what is left), stops the reaper, then closes the database.
  */
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
 import { ganymedeContract } from '@ganymede/contracts';
 import { closeWithin, createServer, type HttpTimeouts, LOG_REDACT } from '@ganymede/http-server';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -12,10 +14,14 @@ import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { serveDashboard } from './dashboard/static-files.js';
+import { timedDatabase } from './db/timed.js';
+import { createMetrics } from './metrics.js';
+import { openApiDocument, opsRoutes } from './ops-routes.js';
 import { Reaper } from './reaper.js';
 import { ganymedeRoutes } from './routes.js';
 import { DEFAULT_CLOCK_DRIFT, leaseMargins } from './lease-margins.js';
 import { DEFAULT_LIVENESS } from './sql/liveness.js';
+import { transitionLog } from './transition-log.js';
 
 /** Storage options (`StorageOptions`: database URL, schema, pool size, data directory) and the server's own. */
 export interface GanymedeOptions extends StorageOptions {
@@ -48,6 +54,8 @@ export interface GanymedeOptions extends StorageOptions {
   httpTimeouts?: Partial<HttpTimeouts>;
   logger?: FastifyBaseLogger | false;
   logLevel?: string;
+  /** Serve `/metrics` without a token (`--metrics-open`); by default only an admin token reads it. */
+  metricsOpen?: boolean;
 }
 
 export const DEFAULTS = {
@@ -63,7 +71,11 @@ export const DEFAULTS = {
   crashLoopWindowSeconds: DEFAULT_LIVENESS.crashLoopWindowSeconds,
   maxSnapshotBytes: 16 * 1024 * 1024,
   snapshotRetention: 10,
+  metricsOpen: false,
 };
+
+/** Where the page that browses the OpenAPI document is served (its assets come from the package: no CDN). */
+export const DOCS_PATH = '/docs';
 
 const definedOnly = <T extends object>(o: T): Partial<T> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -88,15 +100,19 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
   const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
   const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
   const ownsDb = !options.db;
-  const db = options.db ?? (await openDatabase(options));
+  const metrics = createMetrics();
+  const db = timedDatabase(options.db ?? (await openDatabase(options)), metrics.queryDuration);
+  let codeSchemaVersion: number;
   try {
-    const { applied } = await migrate(db);
+    const { applied, version } = await migrate(db);
+    codeSchemaVersion = version;
     if (applied.length) log.info({ applied }, 'migrations applied');
   } catch (error) {
     if (ownsDb) await db.close();
     throw error;
   }
   const tokens = new Tokens(key);
+  const transitions = transitionLog(log, metrics, db);
   const liveness = {
     leaseSeconds: settings.leaseSeconds,
     crashLoopLimit: settings.crashLoopLimit,
@@ -104,16 +120,21 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
   };
   const app = createServer(
     ganymedeContract,
-    ganymedeRoutes({
-      db,
-      tokens,
-      log,
-      restartGraceSeconds: settings.restartGraceSeconds,
-      notifyTimeoutMs: settings.notifyTimeoutMs,
-      liveness,
-      margins,
-      snapshots: { maxBytes: settings.maxSnapshotBytes, retention: settings.snapshotRetention },
-    }),
+    {
+      ...ganymedeRoutes({
+        db,
+        tokens,
+        log,
+        restartGraceSeconds: settings.restartGraceSeconds,
+        notifyTimeoutMs: settings.notifyTimeoutMs,
+        liveness,
+        margins,
+        snapshots: { maxBytes: settings.maxSnapshotBytes, retention: settings.snapshotRetention },
+        metrics,
+        transitions,
+      }),
+      ...opsRoutes({ db, tokens, log, metrics, codeSchemaVersion, metricsOpen: settings.metricsOpen }),
+    },
     {
       logger: log,
       timeouts: options.httpTimeouts,
@@ -121,11 +142,17 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     },
   );
   serveDashboard(app);
-  const reaper = new Reaper(db, log, {
-    intervalMs: settings.reaperIntervalMs,
-    leaseSeconds: settings.leaseSeconds,
-    leaseGraceSeconds: settings.leaseGraceSeconds,
-  });
+  // The page is Swagger UI, served from the package. It reads the document from @fastify/swagger (static mode: the
+  // generated document as it is), at /docs/json; /openapi.json is the contract's own route.
+  void app.register(fastifySwagger, { mode: 'static', specification: { document: openApiDocument() as never } });
+  void app.register(fastifySwaggerUi, { routePrefix: DOCS_PATH, uiConfig: { validatorUrl: null } });
+  const reaper = new Reaper(
+    db,
+    log,
+    { intervalMs: settings.reaperIntervalMs, leaseSeconds: settings.leaseSeconds, leaseGraceSeconds: settings.leaseGraceSeconds },
+    transitions,
+    metrics,
+  );
 
   let closing: Promise<void> | undefined;
   return {

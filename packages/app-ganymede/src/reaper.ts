@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from './db/database.js';
 import { controlPlaneHeartbeat, expireLeases } from './sql/liveness.js';
 import { expireRestarts } from './sql/transitions.js';
-import { logTransition } from './transition-log.js';
+import type { Metrics } from './metrics.js';
+import type { TransitionLog } from './transition-log.js';
 
 export interface ReaperOptions {
   intervalMs: number;
@@ -28,6 +29,8 @@ export class Reaper {
     private readonly db: Database,
     private readonly log: FastifyBaseLogger,
     private readonly options: ReaperOptions,
+    private readonly transitions: TransitionLog,
+    private readonly metrics: Metrics,
   ) {}
 
   /** No reaper ran for this long: every replica was down. */
@@ -52,9 +55,10 @@ export class Reaper {
     }
     failpoint('ganymede:before:expire');
     const restarts = await expireRestarts(this.db);
-    for (const a of restarts) logTransition(this.log, 'restart_timed_out', a, 'restart_timeout');
+    for (const a of restarts) this.transitions.record('restart_timed_out', a, 'restart_timeout');
     const leases = await expireLeases(this.db, leaseGraceSeconds);
-    for (const a of leases) logTransition(this.log, 'lease_expired', a, 'lease_expired');
+    for (const a of leases) this.transitions.record('lease_expired', a, 'lease_expired');
+    this.metrics.leaseExpiries.inc(leases.length);
     if (restarts.length + leases.length > 0) failpoint('ganymede:after:expire');
     if (this.holding) this.log.info({ expiry: 'resumed', ended: restarts.length + leases.length }, 'expiry resumed');
     this.holding = false;

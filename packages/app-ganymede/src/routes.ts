@@ -1,20 +1,21 @@
 import { createHash } from 'node:crypto';
-import { type ErrorBody, ganymedeContract as contract } from '@ganymede/contracts';
-import { TsRestResponseError } from '@ts-rest/core';
+import { ganymedeContract as contract } from '@ganymede/contracts';
 import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
-import { bearer, type Claims, type TokenType, type Tokens } from './auth.js';
+import type { Tokens } from './auth.js';
+import { authorizer, fail, refusal, type Route } from './authorize.js';
 import type { Database } from './db/database.js';
-import { InvalidTokenError } from './errors.js';
 import { failpoint } from '@ganymede/failpoints';
+import type { Metrics } from './metrics.js';
 import { notifyAllocated, notifyPlatformGateway } from './notify.js';
+import type { OpsRoute } from './ops-routes.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
 import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway, poolEvents } from './sql/rows.js';
 import { pullSnapshot, pushSnapshot } from './sql/snapshots.js';
 import * as transitions from './sql/transitions.js';
 import type { FencedResult } from './sql/transitions.js';
-import { logTransition } from './transition-log.js';
+import type { TransitionLog } from './transition-log.js';
 
 export interface RouteDeps {
   db: Database;
@@ -30,13 +31,9 @@ export interface RouteDeps {
   margins: { renewDeadlineMs: number; minRestartGraceSeconds: number };
   /** `/gateway/data/push`: the largest state it stores (bytes of its JSON text), and how many revisions are kept. */
   snapshots: { maxBytes: number; retention: number };
+  metrics: Metrics;
+  transitions: TransitionLog;
 }
-
-const fail = (error: ErrorBody['error'], message: string) => ({ error, message });
-
-/** Every Ganymede route declares 401 and 403 with the error body: thrown from a shared check, answered as is. */
-type Route = (typeof contract)[keyof typeof contract];
-const refusal = (route: Route, status: 401 | 403, body: ErrorBody) => new TsRestResponseError<Route>(route, { status, body });
 
 /** The contract's view of a live allocation a gateway holds or must claim. */
 const served = (a: Allocation | null) =>
@@ -48,26 +45,12 @@ const NOTICE_CLOCK_MARGIN_SECONDS = 2;
 /** Gateways tried per /gateway/start before answering 503 (each unreachable one is taken out of the pool). */
 const START_ATTEMPTS = 8;
 
-export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof contract> {
-  const { db, tokens, log } = deps;
+export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeof contract>, OpsRoute> {
+  const { db, tokens, log, metrics } = deps;
+  const logTransition = deps.transitions.record;
+  const authorize = authorizer(tokens, log);
   /** A notice is good while /gateway/start waits for its answer, plus a margin for the gateway's clock. */
   const noticeTtlSeconds = deps.notifyTimeoutMs / 1000 + NOTICE_CLOCK_MARGIN_SECONDS;
-
-  /** The claims of the request's bearer token, or a thrown 401 (invalid) / 403 (valid, wrong kind). */
-  async function authorize<T extends TokenType>(route: Route, authorization: string, typ: T) {
-    let claims: Extract<Claims, { typ: T }> | null;
-    try {
-      claims = await tokens.verify(bearer(authorization), typ);
-    } catch (error) {
-      if (!(error instanceof InvalidTokenError)) throw error;
-      // Signed with our key, yet off the schema: a peer sharing the key is minting bad tokens. Worth a warning.
-      if (error.code === 'TOKEN_CLAIMS_INVALID')
-        log.warn({ route: route.path, reason: error.message }, 'token refused: claims off the schema');
-      throw refusal(route, 401, fail('unauthorized', error.message));
-    }
-    if (!claims) throw refusal(route, 403, fail('forbidden', `this route needs a ${typ} token`));
-    return claims;
-  }
 
   /** Shared by /stop, /restart and /restart/withdraw: the organization token names the allocation; a body that names another is refused. */
   async function allocationOf(route: Route, authorization: string, bodyAllocationId: string | undefined) {
@@ -122,8 +105,8 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         if (result.kind === 'none') break;
         let allocation = result.allocation;
         if (result.kind === 'created') {
-          logTransition(log, 'allocated', allocation);
-          const told =
+          logTransition('allocated', allocation);
+          const failure =
             result.protocol === 'v1'
               ? await notifyPlatformGateway(allocation.gateway_url, deps.notifyTimeoutMs)
               : await notifyAllocated(
@@ -132,9 +115,10 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
                   await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds),
                   deps.notifyTimeoutMs,
                 );
-          if (!told) {
+          if (failure) {
+            metrics.noticeFailures.inc({ why: failure });
             if (await transitions.rollBack(db, allocation.allocation_id)) {
-              logTransition(log, 'rolled_back', allocation, 'gateway_unreachable');
+              logTransition('rolled_back', allocation, 'gateway_unreachable');
               continue;
             }
           }
@@ -183,6 +167,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     },
 
     ready: async ({ headers, body }) => {
+      const startedAt = performance.now();
       const { sub: gatewayId } = await authorize(contract.ready, headers.authorization, 'gateway');
       // Only the platform's gateway (v1) names itself; the token decides, so another gateway's id is refused.
       const protocol = 'gateway_id' in body ? 'v1' : 'v2';
@@ -201,11 +186,11 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
         case 'ended':
           return { status: 409, body: fail('allocation_ended', 'the allocation has ended') };
         case 'crash_loop':
-          logTransition(log, 'crash_loop', result.allocation, 'crash_loop');
+          logTransition('crash_loop', result.allocation, 'crash_loop');
           return { status: 409, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
       }
       const a = result.allocation;
-      if (a && result.reclaimed) logTransition(log, 'reclaimed', a);
+      if (a && result.reclaimed) await deps.transitions.reclaimed(a, startedAt);
       log.info(
         {
           gateway_id: gatewayId,
@@ -231,6 +216,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
     lease: async ({ headers, body }) => {
       const { sub: gatewayId } = await authorize(contract.lease, headers.authorization, 'gateway');
       const result = await renewLease(db, gatewayId, body.instance_id, body.allocation_id, body.epoch ?? null, deps.liveness.leaseSeconds);
+      metrics.leaseRenewals.inc({ outcome: result.kind === 'ended' ? 'allocation_ended' : result.kind });
       switch (result.kind) {
         case 'ok':
           return {
@@ -259,7 +245,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:restart');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'restart_requested', a, body.reason);
+      logTransition('restart_requested', a, body.reason);
       return {
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'restarting', epoch: a.epoch, restart_deadline: a.restart_deadline! },
@@ -273,7 +259,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:withdraw');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'restart_withdrawn', a);
+      logTransition('restart_withdrawn', a);
       return { status: 200, body: { allocation_id: a.allocation_id, state: 'active', epoch: a.epoch } };
     },
 
@@ -284,7 +270,7 @@ export function ganymedeRoutes(deps: RouteDeps): RouterImplementation<typeof con
       failpoint('ganymede:after:stop');
       if (result.kind !== 'ok') return fencedReply(result, body.epoch);
       const a = result.allocation;
-      logTransition(log, 'stopped', a, body.reason);
+      logTransition('stopped', a, body.reason);
       return {
         status: 200,
         body: { allocation_id: a.allocation_id, state: 'ended', epoch: a.epoch, ended_at: a.ended_at!, ended_reason: a.ended_reason! },

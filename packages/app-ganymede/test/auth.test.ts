@@ -135,6 +135,7 @@ describe('token kinds', () => {
       status: undefined,
       allocation: undefined,
       events: undefined,
+      metrics: undefined,
     };
     return (kind: Kind) =>
       rawRequest(

@@ -6,9 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, ganymedeContract, ganymedeExamples } from '@ganymede/contracts';
+import { openApiText } from '@ganymede/contracts/openapi';
 import { MAX_HEADER_BYTES } from '@ganymede/http-server';
 import { rawHttp } from '@ganymede/testkit/raw-http';
+import { type AppRouteResponse, isAppRouteOtherResponse } from '@ts-rest/core';
 import { describe, expect, it } from 'vitest';
+import type { ZodTypeAny } from 'zod';
 import { bearer, rawRequest, shapeDifferences, useGanymede } from './support.js';
 
 type Route = keyof typeof ganymedeContract;
@@ -1079,30 +1082,96 @@ const cases: Case[] = [
     how: 'the database fails',
     run: async () => withBrokenDatabase(() => send('events', { headers: g.admin }), 'allocation_events'),
   },
+  // healthz, readyz, metrics, openapi
+  { route: 'healthz', status: 200, how: 'the process answers', run: () => send('healthz', { headers: {} }) },
+  { route: 'readyz', status: 200, how: 'the database is migrated', run: () => send('readyz', { headers: {} }) },
+  {
+    route: 'readyz',
+    status: 503,
+    code: 'migrations_pending',
+    how: 'the schema is behind the code',
+    run: () => withSchemaBehind(() => send('readyz', { headers: {} })),
+  },
+  {
+    route: 'metrics',
+    status: 200,
+    how: 'an admin token',
+    run: async () => {
+      const res = await send('metrics', { headers: g.admin });
+      return { status: res.status, body: res.text };
+    },
+  },
+  { route: 'metrics', status: 401, code: 'unauthorized', how: 'no token', run: () => send('metrics', { headers: {} }) },
+  {
+    route: 'metrics',
+    status: 403,
+    code: 'forbidden',
+    how: 'a user token',
+    run: async () => send('metrics', { headers: await g.userToken(randomUUID()) }),
+  },
+  {
+    route: 'metrics',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: () => withBrokenDatabase(() => send('metrics', { headers: g.admin })),
+  },
+  {
+    route: 'openapi',
+    status: 200,
+    how: 'always',
+    run: async () => {
+      const res = await send('openapi', { headers: {} });
+      // The document is the one generated from the contract; its envelope is compared with the example's below.
+      expect(res.body).toEqual(JSON.parse(openApiText()));
+      const { paths: _paths, components: _components, ...envelope } = res.body as Record<string, unknown>;
+      return { status: res.status, body: { ...envelope, paths: {}, components: {} } };
+    },
+  },
 
   ...(Object.keys(ganymedeContract) as Route[]).flatMap(transportCases),
 ];
+
+/** Runs `fn` while the schema's recorded version is one behind the code's (its last row moved away). */
+async function withSchemaBehind<T>(fn: () => Promise<T>): Promise<T> {
+  const { rows } = await g.ganymede.db.query<{ version: number; name: string }>(
+    'DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING version, name',
+  );
+  try {
+    return await fn();
+  } finally {
+    await g.ganymede.db.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [rows[0]!.version, rows[0]!.name]);
+  }
+}
 
 /**
  * Declared statuses no request can make Ganymede answer. The two GET routes take no body: Fastify does not
  * read a GET's body (so no 413, no 415, no malformed JSON), and their only header is `authorization`, which
  * answers 401 when malformed. `allocation` still answers 400, for a path that is not a uuid.
  */
+const GET_WITHOUT_INPUT = {
+  400: 'a GET with no parameters: nothing to be malformed',
+  413: 'GET bodies are not read',
+  415: 'GET bodies are not read',
+};
 const NOT_PRODUCIBLE: Partial<Record<Route, Record<number, string>>> = {
-  status: { 400: 'a GET with no parameters: nothing to be malformed', 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
+  status: GET_WITHOUT_INPUT,
   allocation: { 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
   events: { 413: 'GET bodies are not read', 415: 'GET bodies are not read' },
+  healthz: { ...GET_WITHOUT_INPUT, 500: 'answers without any I/O' },
+  readyz: { ...GET_WITHOUT_INPUT, 500: 'a failing database is its 503 database_unavailable' },
+  metrics: { ...GET_WITHOUT_INPUT, 400: 'its only header is authorization, which answers 401 when malformed' },
+  openapi: { ...GET_WITHOUT_INPUT, 500: 'a document generated from the contract: no I/O' },
 };
 
 describe("every route × declared status: the body parses with the contract and has the example's keys", () => {
   it.each(cases)('$route answers $status when $how', async (c) => {
     const res = await c.run();
     expect(res.status, JSON.stringify(res.body)).toBe(c.status);
-    const responses = ganymedeContract[c.route].responses as Record<
-      number,
-      { safeParse(v: unknown): { success: boolean; error?: unknown } }
-    >;
-    const parsed = responses[c.status]!.safeParse(res.body);
+    const response = (ganymedeContract[c.route].responses as Record<number, AppRouteResponse>)[c.status]!;
+    // The metrics' text is a response of another media type: its schema is its `body`.
+    const schema = (isAppRouteOtherResponse(response) ? response.body : response) as ZodTypeAny;
+    const parsed = schema.safeParse(res.body);
     expect(parsed.success, JSON.stringify(parsed.error)).toBe(true);
     const example = (ganymedeExamples[c.route].responses as Record<number, unknown>)[c.status];
     expect(example, 'an example exists').toBeDefined();
@@ -1127,7 +1196,7 @@ it('the table covers every route and every declared status, but those documented
 
 /** The statuses excused above really are not produced by the requests that would produce them on a POST. */
 describe('the GET routes ignore what would make a POST answer 400, 413 or 415', () => {
-  it.each(['status', 'allocation'] as const)('%s', async (route) => {
+  it.each(['status', 'allocation', 'healthz', 'readyz', 'metrics', 'openapi'] as const)('%s', async (route) => {
     const { id } = await live();
     const params = { allocation_id: id };
     for (const [headers, body] of [

@@ -322,7 +322,32 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     error: 'bad_request',
   });
 
-  // The gateway's API (no tokens, but Ganymede's notice carries its proof)
+  // Health and the API's description (no token), metrics (admin token)
+  for (const [route, path] of [
+    ['healthz', '/healthz'],
+    ['readyz', '/readyz'],
+    ['openapi', '/openapi.json'],
+  ] as const) {
+    add('ganymede', route, 'POST', path, {}, [['POST instead of GET', '{}', 404, 'not_found']]);
+    add('ganymede', route, 'GET', `${path}%ZZ`, {}, [['a bad percent-encoding after the path', undefined, 400, 'bad_request']]);
+  }
+  add('ganymede', 'metrics', 'GET', '/metrics', {}, [
+    ['no Authorization (not opened by --metrics-open)', undefined, 401, 'unauthorized'],
+    ['a SQL-looking bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${SQL.replace(/ /g, '')}` }],
+    ['a Basic credential', undefined, 401, 'unauthorized', { authorization: 'Basic YWRtaW46YWRtaW4=' }],
+    ['a user token', undefined, 403, 'forbidden', auth.user],
+    ["a gateway's token", undefined, 403, 'forbidden', auth.gatewayA],
+  ]);
+  add('ganymede', 'metrics', 'POST', '/metrics', auth.admin, [['POST instead of GET', '{}', 404, 'not_found']]);
+
+  // The gateway's API (no tokens, but Ganymede's notice carries its proof; /metrics takes the gateway's own token)
+  add('gateway', 'readyz', 'POST', '/readyz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
+  add('gateway', 'metrics', 'GET', '/metrics', {}, [
+    ['no Authorization', undefined, 401, 'unauthorized'],
+    ["another gateway's token", undefined, 401, 'unauthorized', auth.gatewayA],
+    ["Ganymede's notice token", undefined, 401, 'unauthorized', auth.noticeA],
+    ['an 8 KiB bearer token', undefined, 401, 'unauthorized', { authorization: `Bearer ${'a'.repeat(8192)}` }],
+  ]);
   add('gateway', 'healthz', 'POST', '/healthz', {}, [['POST instead of GET', '{}', 404, 'not_found']]);
   add('gateway', 'whoami', 'POST', '/whoami', {}, [['POST instead of GET', json({ allocation_id: ids.allocationA }), 404, 'not_found']]);
   add('gateway', 'whoami', 'GET', '/whoami%ZZ', {}, [['a bad percent-encoding after the path', undefined, 400, 'bad_request']]);

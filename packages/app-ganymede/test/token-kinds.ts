@@ -1,7 +1,10 @@
 import type { ganymedeContract } from '@ganymede/contracts';
 import type { Claims } from '../src/auth.js';
 
-export type Route = keyof typeof ganymedeContract;
+/** The routes any token (or none) may call: health and the API's description. */
+export const PUBLIC_ROUTES = ['healthz', 'readyz', 'openapi'] as const;
+/** The routes that take a bearer token (`metrics` unless opened by its flag, which these tests do not set). */
+export type Route = Exclude<keyof typeof ganymedeContract, (typeof PUBLIC_ROUTES)[number]>;
 export type Kind = Claims['typ'];
 
 export const KINDS: Kind[] = ['admin', 'user', 'gateway', 'organization'];
@@ -21,4 +24,5 @@ export const NEEDS: Record<Route, Kind> = {
   status: 'admin',
   allocation: 'admin',
   events: 'admin',
+  metrics: 'admin',
 };

@@ -98,6 +98,7 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
     status: undefined,
     allocation: undefined,
     events: undefined,
+    metrics: undefined,
   };
   const r = ganymedeContract[route];
   const payload = body ?? bodies[route];

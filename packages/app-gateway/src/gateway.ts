@@ -16,7 +16,7 @@
  *
  * Boot, claims and the shutdown's wait run one at a time (`serial`), so two notices never both claim.
  */
-import { type KeyObject, randomUUID } from 'node:crypto';
+import { createHash, type KeyObject, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { ConfigResponse, ReadyResponse, RestartReason, ServedAllocation, Whoami } from '@ganymede/contracts';
 import { failpoint } from '@ganymede/failpoints';
@@ -37,6 +37,7 @@ import {
 } from './http-api.js';
 import { closeOrgSockets, registerOrgSocket, WS_CLOSE } from './org-socket.js';
 import { ServeDeadline } from './serve-deadline.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { checkNotice, importNoticeKey, type NoticeCheck } from './notice.js';
 import { retry, type RetryOptions } from './retry.js';
 import { ROUTE_MISSING, unlessRouteMissing } from './route-missing.js';
@@ -119,6 +120,7 @@ export class Gateway implements GatewayView {
   private readonly deadline = new ServeDeadline(() => this.pause(), this.leaseSeconds * 1000);
   /** Logging each organization request served (debug level): the serving history a test checks. */
   private readonly historyOn: boolean;
+  private readonly counters: GatewayMetrics;
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -128,6 +130,7 @@ export class Gateway implements GatewayView {
     this.retryOptions = options.retry ?? {};
     this.onSuperseded = options.onSuperseded ?? (() => undefined);
     this.successor = options.successor ?? false;
+    this.counters = createGatewayMetrics({ phase: () => this.current, epoch: () => this.held?.epoch ?? null });
     this.app = createGatewayServer(this, { logger: options.logger });
     this.historyOn = ['trace', 'debug'].includes(this.log.level);
     // Past the renew deadline no organization route runs, the workload's included (upgrades too: before them).
@@ -143,6 +146,9 @@ export class Gateway implements GatewayView {
       if (at === undefined || reply.statusCode !== 200 || !this.held) return;
       this.log.debug({ event: 'served', organization_id: this.held.organizationId, epoch: this.held.epoch, at_ms: at }, 'served');
     });
+    this.app.addHook('onResponse', async () => {
+      if (this.current === 'draining') this.counters.drainedRequests.inc();
+    });
     registerOrgSocket(this.app, this);
     const workload = options.workload ?? sharedDocument;
     const writable = () => (this.current === 'up' || this.current === 'handing_over') && !this.deadline.lapsed();
@@ -153,6 +159,7 @@ export class Gateway implements GatewayView {
       workload,
       held: () => this.held,
       writable,
+      pushed: (outcome) => this.counters.snapshotPushes.inc({ outcome }),
     });
     const host: WorkloadHost = {
       state: (organizationId) => (servesTraffic(this.current) ? this.stateKeeper.state(organizationId) : null),
@@ -213,6 +220,16 @@ export class Gateway implements GatewayView {
     };
   }
 
+  /**
+   * The metrics for whoever presents this gateway's own token. Not open: the port also serves organizations'
+   * traffic, and the numbers (the epoch, the phase) are the operator's business.
+   */
+  async metrics(authorization: string): Promise<string | null> {
+    const digest = (text: string) => createHash('sha256').update(text).digest();
+    if (!timingSafeEqual(digest(authorization), digest(`Bearer ${this.config.gatewayToken}`))) return null;
+    return this.counters.registry.metrics();
+  }
+
   /** Log fields naming what this process holds. */
   private context() {
     return {
@@ -253,6 +270,7 @@ export class Gateway implements GatewayView {
     // Fastify's types omit `fd`, but it passes its options through to Node's `server.listen`, which takes it.
     const onFd = { fd, host: host === 'localhost' ? '127.0.0.1' : host } as FastifyListenOptions;
     await this.app.listen(fd === undefined ? { port, host } : onFd);
+    if (this.successor) this.counters.handovers.inc({ step: 'taken_over' });
     const bound = this.port();
     this.log.info(
       { event: 'listening', port: bound, host, url: `http://${host}:${bound}`, fd: fd ?? null, instance_id: this.instanceId },
@@ -532,6 +550,7 @@ export class Gateway implements GatewayView {
   async prepareHandover(reason: RestartReason): Promise<void> {
     if (this.current !== 'up') return;
     this.current = 'handing_over';
+    this.counters.handovers.inc({ step: 'prepared' });
     clearTimeout(this.leaseTimer);
     this.log.info({ event: 'handover_prepare', reason, ...this.context() }, 'hot restart: keeping the allocation for a successor');
     await this.serial.idle();
@@ -565,6 +584,7 @@ export class Gateway implements GatewayView {
       this.log.error({ event: 'withdraw_failed', err: error, ...this.context() }, 'could not withdraw the restart');
     }
     if (this.current === 'handing_over') this.current = 'up';
+    this.counters.handovers.inc({ step: 'withdrawn' });
     this.stateKeeper.serving();
     this.log.info({ event: 'handover_withdrawn', ...this.context() }, 'hot restart withdrawn: serving on');
     this.scheduleRenewal(0);
@@ -602,6 +622,7 @@ export class Gateway implements GatewayView {
   drain(): { state: Uint8Array | null; drained: Promise<number> } {
     if (this.drained) return { state: null, drained: this.drained };
     this.current = 'draining';
+    this.counters.handovers.inc({ step: 'drained' });
     clearTimeout(this.leaseTimer);
     const finished = drain(this.app, { idleGraceMs: IDLE_GRACE_MS, deadlineMs: this.config.drainTimeoutMs });
     const sockets = closeOrgSockets(this.app, WS_CLOSE.serviceRestart);

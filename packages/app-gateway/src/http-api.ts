@@ -12,10 +12,17 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
  * `handing_over`: a hot restart is under way (the restart asked for, a successor booting): still serving.
  * `draining`: the successor accepts now; this process finishes the requests and connections it has.
  */
-export type Phase = 'created' | 'booting' | 'up' | 'handing_over' | 'draining' | 'stood_down' | 'shutting_down' | 'stopped';
+export const PHASES = ['created', 'booting', 'up', 'handing_over', 'draining', 'stood_down', 'shutting_down', 'stopped'] as const;
+export type Phase = (typeof PHASES)[number];
 
 /** Phases in which the process answers its organization's traffic. */
 export const servesTraffic = (phase: Phase): boolean => phase === 'up' || phase === 'handing_over' || phase === 'draining';
+
+/**
+ * Phases in which the process is ready for new traffic (`/readyz`): serving, or idle and ready to be allocated. A
+ * draining process still answers what it has, but new connections belong to its successor.
+ */
+export const readyForTraffic = (phase: Phase): boolean => phase === 'up' || phase === 'handing_over';
 
 export type AllocatedAnswer =
   | { status: 200; body: Whoami }
@@ -33,6 +40,8 @@ export interface GatewayView {
    * unless it proves it comes from Ganymede, then verified with Ganymede before answering.
    */
   allocated(allocationId: string, authorization: string | undefined): Promise<AllocatedAnswer>;
+  /** The metrics' exposition text for a caller that presents this gateway's own token (`authorization`); null otherwise. */
+  metrics(authorization: string): Promise<string | null>;
 }
 
 export const NOT_READY = { error: 'not_ready', message: 'the gateway is starting, standing down or shutting down' } as const;
@@ -56,6 +65,17 @@ export function gatewayRouter(view: GatewayView) {
     healthz: async () => {
       const who = view.whoami();
       return { status: 200, body: { status: 'ok', serving: servesTraffic(view.phase()) && who.allocation_id !== null } };
+    },
+    readyz: async () => {
+      const phase = view.phase();
+      if (!readyForTraffic(phase))
+        return { status: 503, body: { error: 'not_ready', message: `the gateway is ${phase.replace('_', ' ')}` } };
+      return { status: 200, body: { status: 'ready', serving: view.whoami().allocation_id !== null } };
+    },
+    metrics: async ({ headers }) => {
+      const text = await view.metrics(headers.authorization);
+      if (text === null) return { status: 401, body: { error: 'unauthorized', message: "/metrics needs this gateway's own token" } };
+      return { status: 200, body: text };
     },
     whoami: async () => ({ status: 200, body: view.whoami() }),
     serve: async ({ params }) => servedBy(view, params.organization_id),

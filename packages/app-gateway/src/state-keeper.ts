@@ -10,6 +10,7 @@
  * A Ganymede older than snapshots has no data routes (route-missing.ts): then the state lives in this process's
  * memory only, said once in the log (`state_in_memory_only`), and nothing is pushed again.
  */
+import type { PushOutcome } from './metrics.js';
 import { failpoint } from '@ganymede/failpoints';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from './config.js';
@@ -49,6 +50,8 @@ export class StateKeeper {
       held: () => HeldAllocation | null;
       /** False while the process may not take writes (its lease lapsed, or it drains). */
       writable: () => boolean;
+      /** Told the outcome of every push (the metrics count them). */
+      pushed: (outcome: PushOutcome) => void;
     },
   ) {}
 
@@ -134,6 +137,7 @@ export class StateKeeper {
         if (answer.status === 200) {
           open.revision = answer.body.revision;
           open.pushedChanges = changes;
+          this.deps.pushed('stored');
           this.deps.log.info(
             { event: 'state_pushed', why, revision: answer.body.revision, size: answer.body.size },
             `state pushed (${why})`,
@@ -141,11 +145,13 @@ export class StateKeeper {
           return;
         }
         // A stale epoch: another process holds the allocation now (the lease renewal makes this one stand down).
+        this.deps.pushed('refused');
         this.deps.log.warn(
           { event: 'push_refused', why, status: answer.status, error: answer.body.error },
           `push refused: ${answer.body.error}`,
         );
       } catch (error) {
+        this.deps.pushed('failed');
         this.deps.log.error({ event: 'push_failed', why, err: error }, 'could not push the state');
       }
     });

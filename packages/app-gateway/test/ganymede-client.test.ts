@@ -8,8 +8,12 @@ import { type FakeGanymede, type RouteName, startFakeGanymede } from './fake-gan
 
 const TOKEN = 'the-token';
 
+/** Ganymede's routes for probes, scrapers and readers of its API: the gateway's client never calls them. */
+type NotCalled = 'healthz' | 'readyz' | 'metrics' | 'openapi';
+type CalledRoute = Exclude<RouteName, NotCalled>;
+
 /** Each route called the way its example request says. */
-const invoke: Record<RouteName, (client: GanymedeClient) => Promise<{ status: number; body: unknown }>> = {
+const invoke: Record<CalledRoute, (client: GanymedeClient) => Promise<{ status: number; body: unknown }>> = {
   start: (c) => c.start(TOKEN, ganymedeExamples.start.request.body),
   config: (c) => c.config(TOKEN),
   ready: (c) => c.ready(TOKEN, ganymedeExamples.ready.request.body),
@@ -38,12 +42,17 @@ afterAll(async () => {
 });
 
 describe('every declared status of every route comes back as { status, body }', () => {
-  const cases = Object.entries(ganymedeExamples).flatMap(([route, example]) =>
-    Object.entries(example.responses).map(([status, body]) => [route as RouteName, Number(status), body] as const),
-  );
+  const called = (route: string): route is CalledRoute => route in invoke;
+  const cases = Object.entries(ganymedeExamples)
+    .filter(([route]) => called(route))
+    .flatMap(([route, example]) =>
+      Object.entries(example.responses).map(([status, body]) => [route as CalledRoute, Number(status), body] as const),
+    );
 
-  it('covers every route and status of the contract', () => {
-    const declared = Object.entries(ganymedeContract).flatMap(([route, r]) => Object.keys(r.responses).map((s) => `${route} ${s}`));
+  it('covers every route the client calls and every status of it in the contract', () => {
+    const declared = Object.entries(ganymedeContract)
+      .filter(([route]) => called(route))
+      .flatMap(([route, r]) => Object.keys(r.responses).map((s) => `${route} ${s}`));
     expect(cases.map(([route, status]) => `${route} ${status}`).sort()).toEqual(declared.sort());
   });
 

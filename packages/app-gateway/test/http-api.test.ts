@@ -9,7 +9,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { gatewayContract, gatewayExamples, type Whoami } from '@ganymede/contracts';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
+import { parseMetrics } from '@ganymede/testkit/prometheus';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
 import { loadConfig } from '../src/config.js';
@@ -58,6 +59,12 @@ function expectContract(route: Route, answer: { status: number; body: unknown },
   const example = (gatewayExamples[route].responses as Record<number, unknown>)[status] as Record<string, unknown>;
   expect(Object.keys(answer.body as object).sort()).toEqual(Object.keys(example).sort());
   if ('error' in example) expect((answer.body as { error: string }).error).toBe(example.error);
+}
+
+/** GET /metrics with `authorization` (none when undefined): the raw text, for the Prometheus parser. */
+async function getMetrics(base: string, authorization?: string) {
+  const res = await request(`${base}/metrics`, { headers: authorization ? { authorization } : {} });
+  return { status: res.statusCode, text: await res.body.text() };
 }
 
 /** A notice: by default with Ganymede's proof (a genuine notice token) for the allocation it names; `null` for none. */
@@ -214,6 +221,25 @@ describe('a real gateway, idle then allocated', () => {
     expect((await call(base, 'GET', '/whoami')).body).toEqual(answer.body);
   });
 
+  it("GET /readyz 200 (serving); GET /metrics only with the gateway's own token, read with a Prometheus parser", async () => {
+    const ready = await call(base, 'GET', '/readyz');
+    expectContract('readyz', ready, 200);
+    expect(ready.body).toEqual({ status: 'ready', serving: true });
+    for (const authorization of [undefined, `Bearer ${ORG_TOKEN}`, noticeAuth(), `Bearer ${GATEWAY_TOKEN}x`]) {
+      const refused = await getMetrics(base, authorization);
+      expect(refused.status, authorization).toBe(401);
+      expectContract('metrics', { status: refused.status, body: JSON.parse(refused.text) }, 401);
+    }
+    const res = await getMetrics(base, `Bearer ${GATEWAY_TOKEN}`);
+    expect(res.status).toBe(200);
+    const m = parseMetrics(res.text);
+    expect(m.value('gateway_phase', { phase: 'up' })).toBe(1);
+    expect(m.value('gateway_phase')).toBe(1); // one phase at a time
+    expect(m.value('gateway_epoch')).toBe(3);
+    expect(m.type('gateway_handovers_total')).toBe('COUNTER');
+    expect(m.value('gateway_handovers_total')).toBe(0);
+  });
+
   it('a repeated notice answers 200 without asking Ganymede again; another allocation is 409', async () => {
     const before = fake.protocolCalls().length;
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 200);
@@ -248,6 +274,37 @@ describe('a real gateway: concurrent notices claim once', () => {
   });
 });
 
+describe('a real gateway handing over (in process)', () => {
+  it('counts the handover steps and the requests it answers while draining; /readyz is 503 once draining', async () => {
+    const scenario = allocationAnswers({ allocated: true });
+    const fake = await startFakeGanymede(scenario.answers);
+    const gateway = new Gateway({ config: gatewayConfig(fake.url), logger: silent });
+    try {
+      await gateway.start();
+      // One keep-alive connection, opened before the drain: a draining process still answers on it.
+      const conn = new Pool(`http://127.0.0.1:${gateway.port()}`, { connections: 1 });
+      const get = async (path: string) => {
+        const res = await conn.request({ method: 'GET', path });
+        return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+      };
+      expect((await get(`/orgs/${ORG}`)).status).toBe(200);
+      await gateway.prepareHandover('reload');
+      expectContract('readyz', await get('/readyz'), 200); // handing over: still serving
+      const { drained } = gateway.drain();
+      expectContract('readyz', await get('/readyz'), 503); // answered with Connection: close: the drain ends
+      expect(await drained).toBe(75);
+      await conn.close();
+      const m = parseMetrics((await gateway.metrics(`Bearer ${GATEWAY_TOKEN}`))!);
+      expect(m.value('gateway_drained_requests_total')).toBe(1);
+      expect(m.value('gateway_handovers_total', { step: 'prepared' })).toBe(1);
+      expect(m.value('gateway_handovers_total', { step: 'drained' })).toBe(1);
+      expect(m.value('gateway_phase', { phase: 'stopped' })).toBe(1);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('a real gateway while booting', () => {
   it('503 not_ready on /orgs and /allocated until Ganymede answered; /healthz and /whoami answer', async () => {
     let release!: () => void;
@@ -265,9 +322,11 @@ describe('a real gateway while booting', () => {
       expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
       expect((await call(base, 'GET', '/healthz')).body).toEqual({ status: 'ok', serving: false });
       expectContract('whoami', await call(base, 'GET', '/whoami'), 200);
+      expectContract('readyz', await call(base, 'GET', '/readyz'), 503);
       release();
       await starting;
       expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 200);
+      expectContract('readyz', await call(base, 'GET', '/readyz'), 200);
     } finally {
       release();
       await gateway.shutdown({ kind: 'restart', reason: 'reload' });
@@ -297,10 +356,12 @@ describe('stub views: shutting down, and handler bugs', () => {
       phase: (): Phase => 'shutting_down',
       whoami: () => whoami,
       allocated: async () => ({ status: 503, body: { error: 'not_ready', message: 'the gateway is starting or shutting down' } }),
+      metrics: async () => null,
     });
     expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 503);
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
     expectContract('healthz', await call(base, 'GET', '/healthz'), 200);
+    expectContract('readyz', await call(base, 'GET', '/readyz'), 503);
   });
 
   it('a real gateway answers a notice 503 once shutting down', async () => {
@@ -327,9 +388,13 @@ describe('stub views: shutting down, and handler bugs', () => {
       allocated: async () => {
         throw new Error('secret detail');
       },
+      metrics: async () => {
+        throw new Error('secret detail');
+      },
     });
     for (const [route, method, path, body] of [
       ['healthz', 'GET', '/healthz', undefined],
+      ['readyz', 'GET', '/readyz', undefined],
       ['whoami', 'GET', '/whoami', undefined],
       ['serve', 'GET', `/orgs/${ORG}`, undefined],
       ['echo', 'POST', `/orgs/${ORG}/echo`, JSON.stringify({ data: 'x' })],

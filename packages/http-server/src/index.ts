@@ -198,7 +198,7 @@ export function createServer<T extends AppRouter>(contract: T, router: RouterImp
   const bodyLimits = options.bodyLimits;
   if (bodyLimits?.size) {
     app.addHook('onRoute', (routeOptions) => {
-      const config: { tsRestRoute?: AppRoute } = routeOptions.config ?? {};
+      const config = (routeOptions.config ?? {}) as { tsRestRoute?: AppRoute };
       const limit = config.tsRestRoute && bodyLimits.get(config.tsRestRoute);
       if (limit !== undefined) routeOptions.bodyLimit = limit;
     });

@@ -22,6 +22,8 @@ export async function noticeTarget() {
     gatewayContract,
     {
       healthz: async () => ({ status: 200, body: { status: 'ok', serving: false } }),
+      readyz: async () => ({ status: 200, body: { status: 'ready', serving: false } }),
+      metrics: async () => ({ status: 401, body: { error: 'unauthorized', message: 'fake' } }),
       whoami: async () => ({ status: 200, body: whoami(null) }),
       serve: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),
       echo: async () => ({ status: 404, body: { error: 'not_found', message: 'fake' } }),

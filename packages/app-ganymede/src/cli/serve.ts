@@ -31,6 +31,7 @@ export const SERVE_OPTIONS = {
   'max-snapshot-bytes': { type: 'string', default: env.GANYMEDE_MAX_SNAPSHOT_BYTES ?? String(DEFAULTS.maxSnapshotBytes) },
   'snapshot-retention': { type: 'string', default: env.GANYMEDE_SNAPSHOT_RETENTION ?? String(DEFAULTS.snapshotRetention) },
   'log-level': { type: 'string', default: env.GANYMEDE_LOG_LEVEL ?? 'info' },
+  'metrics-open': { type: 'boolean', default: env.GANYMEDE_METRICS_OPEN === '1' },
 } as const;
 
 type ServeValues = {
@@ -85,6 +86,7 @@ export async function serve(values: ServeValues): Promise<void> {
     maxSnapshotBytes: positiveInt('max-snapshot-bytes', values['max-snapshot-bytes']),
     snapshotRetention: positiveInt('snapshot-retention', values['snapshot-retention']),
     logLevel: values['log-level'],
+    metricsOpen: values['metrics-open'],
   });
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals) => {

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { SchemaTooNewError } from '../errors.js';
-import type { Database } from './database.js';
+import type { Database, Queryable } from './database.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 /** Any constant works: it only has to be the same in every replica. */
@@ -37,8 +37,7 @@ export async function migrate(db: Database): Promise<{ applied: string[]; versio
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const { rows } = await tx.query<{ max: number | null }>('SELECT max(version)::int AS max FROM schema_migrations');
-      const current = rows[0]?.max ?? 0;
+      const current = await schemaVersion(tx);
       if (current > codeVersion) throw new SchemaTooNewError(current, codeVersion);
       if (current >= migration.version) return false;
       await tx.exec(migration.sql);
@@ -48,4 +47,10 @@ export async function migrate(db: Database): Promise<{ applied: string[]; versio
     if (done) applied.push(migration.name);
   }
   return { applied, version: codeVersion };
+}
+
+/** The version the database's schema was migrated to (0: none). Throws when the database does not answer. */
+export async function schemaVersion(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ max: number | null }>('SELECT max(version)::int AS max FROM schema_migrations');
+  return rows[0]?.max ?? 0;
 }

@@ -28,7 +28,7 @@ import { iso } from './time.js';
  * A gateway `g` is allocatable when its process said ready, its lease (if it ever took one: older gateways
  * never do) has not lapsed, and it holds no live allocation.
  */
-const ALLOCATABLE = `g.ready_at IS NOT NULL
+export const ALLOCATABLE = `g.ready_at IS NOT NULL
   AND (g.lease_expires_at IS NULL OR g.lease_expires_at > now())
   AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.gateway_id = g.id AND a.state <> 'ended')`;
 
