@@ -209,7 +209,7 @@ export const gatewayContract = c.router(
       method: 'GET',
       path: '/readyz',
       summary:
-        'Readiness: serving its organization, or idle and ready to be allocated. 503 not_ready while booting, draining, standing down or shutting down.',
+        'Readiness: serving its organization, or idle and ready to be allocated. 503 not_ready while booting, draining, standing down or shutting down; 503 not_serving past its renew deadline (it could not renew its lease in time).',
       responses: { ...common, 200: GatewayReadiness, 503: ErrorBody },
     },
     metrics: {

@@ -97,6 +97,12 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
       : options.logger || pino({ level: 'silent' });
   const settings = { ...DEFAULTS, ...definedOnly(options) };
   const margins = leaseMargins(settings);
+  if (settings.restartGraceSeconds < margins.minRestartGraceSeconds) {
+    log.warn(
+      { restart_grace_seconds: settings.restartGraceSeconds, min_restart_grace_seconds: margins.minRestartGraceSeconds },
+      `restarts get ${margins.minRestartGraceSeconds} s, not --grace ${settings.restartGraceSeconds} s: no shorter with this renew deadline`,
+    );
+  }
   const persistentDir = options.dataDir && options.dataDir !== ':memory:' ? options.dataDir : undefined;
   const key = await loadSigningKey(options.signingKey, options.keyDir ?? persistentDir);
   const ownsDb = !options.db;

@@ -7,12 +7,12 @@
  *
  *     renewDeadline × (1 + drift)  <  (lease + grace) × (1 − drift)
  *
- * The same holds for a restart: a process that asked for one (/gateway/restart, after its last renewal) serves on
- * until its successor takes over, and Ganymede ends a restart no successor took up at the restart grace:
+ * The same must hold for a restart: a process that asked for one (/gateway/restart, after its last renewal) serves
+ * on until its successor takes over, and Ganymede ends a restart no successor took up at the restart grace:
  *
  *     renewDeadline × (1 + drift)  <  restartGrace × (1 − drift)
  *
- * so a gateway asking for a shorter restart grace than that gets that much.
+ * so a restart's grace is never shorter than that, whatever the gateway asks or --grace says.
  *
  * A deadline shorter than a renewal interval would stop a healthy gateway between any two renewals. Unset, the
  * deadline is three quarters of lease + grace (15 s of the default 10 + 10): a third of a renewal's worth of
@@ -28,7 +28,6 @@ export interface LeaseMargins {
   renewDeadlineMs?: number;
   /** Bound on how far a clock's rate may stray from true time (0.05: 5 %). */
   clockDrift: number;
-  restartGraceSeconds: number;
 }
 
 export const DEFAULT_CLOCK_DRIFT = 0.05;
@@ -48,14 +47,6 @@ export function leaseMargins(m: LeaseMargins): { renewDeadlineMs: number; minRes
       `--renew-deadline-ms ${deadlineMs} is not below (lease ${lease} s + grace ${grace} s) × (1 − ${drift}) / (1 + ${drift}) = ` +
         `${ceiling.toFixed(2)} s: a gateway cut off from Ganymede could still be serving when its allocation is ended and ` +
         'given to another; lower the deadline or raise --lease-seconds / --lease-grace-seconds',
-    );
-  }
-  const restartCeiling = (m.restartGraceSeconds * (1 - drift)) / (1 + drift);
-  if (!(deadline < restartCeiling)) {
-    throw new UnsafeLeaseMarginsError(
-      `--renew-deadline-ms ${deadlineMs} is not below --grace ${m.restartGraceSeconds} s × (1 − ${drift}) / (1 + ${drift}) = ` +
-        `${restartCeiling.toFixed(2)} s: a process cut off during a hot restart could still be serving when the restart ends ` +
-        'and the organization is given to another; lower the deadline or raise --grace',
     );
   }
   const floor = (lease * (1 + RENEWAL_JITTER)) / RENEWALS_PER_LEASE;

@@ -33,6 +33,8 @@ export type AllocatedAnswer =
 /** What the API needs to know about the process. */
 export interface GatewayView {
   phase(): Phase;
+  /** Past the renew deadline (serve-deadline.ts): the organization's traffic is refused with 503 not_serving. */
+  lapsed(): boolean;
   /** Which allocation this process serves; nulls when idle. */
   whoami(): Whoami;
   /**
@@ -70,6 +72,7 @@ export function gatewayRouter(view: GatewayView) {
       const phase = view.phase();
       if (!readyForTraffic(phase))
         return { status: 503, body: { error: 'not_ready', message: `the gateway is ${phase.replace('_', ' ')}` } };
+      if (view.lapsed()) return { status: 503, body: NOT_SERVING };
       return { status: 200, body: { status: 'ready', serving: view.whoami().allocation_id !== null } };
     },
     metrics: async ({ headers }) => {

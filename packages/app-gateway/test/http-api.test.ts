@@ -354,6 +354,7 @@ describe('stub views: shutting down, and handler bugs', () => {
     // (see the next test). The stub shows what the router makes of that phase over HTTP.
     const base = await serve({
       phase: (): Phase => 'shutting_down',
+      lapsed: () => false,
       whoami: () => whoami,
       allocated: async () => ({ status: 503, body: { error: 'not_ready', message: 'the gateway is starting or shutting down' } }),
       metrics: async () => null,
@@ -362,6 +363,18 @@ describe('stub views: shutting down, and handler bugs', () => {
     expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);
     expectContract('healthz', await call(base, 'GET', '/healthz'), 200);
     expectContract('readyz', await call(base, 'GET', '/readyz'), 503);
+  });
+
+  it('503 not_serving on /readyz past the renew deadline, while /healthz answers', async () => {
+    const base = await serve({
+      phase: (): Phase => 'up',
+      lapsed: () => true,
+      whoami: () => whoami,
+      allocated: async () => ({ status: 200, body: whoami }),
+      metrics: async () => null,
+    });
+    expect(await call(base, 'GET', '/readyz')).toMatchObject({ status: 503, body: { error: 'not_serving' } });
+    expectContract('healthz', await call(base, 'GET', '/healthz'), 200);
   });
 
   it('a real gateway answers a notice 503 once shutting down', async () => {
@@ -382,6 +395,7 @@ describe('stub views: shutting down, and handler bugs', () => {
   it('500 internal (no details leaked) on every route when a handler fails', async () => {
     const base = await serve({
       phase: () => 'up',
+      lapsed: () => false,
       whoami: () => {
         throw new Error('secret detail');
       },
