@@ -47,6 +47,10 @@ export async function startCluster(options: {
   databaseUrl: string;
   reaperIntervalMs?: number;
   grace?: number;
+  /** Replica `n` reaches PostgreSQL at this URL (a proxy the test controls, say); default `databaseUrl`. */
+  databaseUrlOf?: (n: number) => string;
+  /** More of each replica's environment (lease settings, …). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<Cluster> {
   const schema = `${schemaPrefix()}replicas_${process.pid}_${++clusters}`;
   const dataDir = await tempDir('ganymede-replicas');
@@ -54,13 +58,14 @@ export async function startCluster(options: {
   const key = randomBytes(32);
   await writeFile(join(dataDir, 'signing.key'), key.toString('hex') + '\n', { mode: 0o600 });
   const started = await Promise.allSettled(
-    Array.from({ length: options.count }, () =>
+    Array.from({ length: options.count }, (_, n) =>
       startGanymedeProcess({
         dataDir,
-        databaseUrl: options.databaseUrl,
+        databaseUrl: options.databaseUrlOf?.(n) ?? options.databaseUrl,
         schema,
         reaperIntervalMs: options.reaperIntervalMs ?? 50,
         grace: options.grace ?? 60,
+        env: options.env,
       }),
     ),
   );
