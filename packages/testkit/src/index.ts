@@ -47,6 +47,18 @@ export {
 } from './platform-gateway.js';
 export { platformExchange, startPlatformGatewayProcess } from './platform-gateway-process.js';
 export { type OlderGanymede, type OlderGanymedeOptions, startOlderGanymede } from './older-ganymede.js';
+export {
+  checkServingHistory,
+  describeOverlap,
+  type HistoryCheck,
+  type Overlap,
+  type OverlapKind,
+  overlapWitness,
+  type ServedRecord,
+  servedRecords,
+  type ServingWindow,
+  servingWindows,
+} from './serving-history.js';
 export { percentile } from './stats.js';
 export {
   formatLoadReport,
