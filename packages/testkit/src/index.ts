@@ -59,6 +59,7 @@ export {
   type ServingWindow,
   servingWindows,
 } from './serving-history.js';
+export { newSeed, type SeededRandom, seededRandom } from './seeded-random.js';
 export { percentile } from './stats.js';
 export {
   formatLoadReport,
@@ -71,6 +72,7 @@ export {
   type SteadyLoadOptions,
 } from './steady-load.js';
 export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } from './steady-load-process.js';
+export { type ProxyMode, startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
 export { type DocClient, openDoc } from './doc-client.js';
