@@ -11,11 +11,12 @@ import { type Fleet, LEASE_AND_GRACE_MS } from './fleet.js';
 
 /** How often each kind is drawn. */
 export const FAULT_WEIGHTS = {
-  blackhole: 3,
-  'cut-up': 2,
+  // The faults that silence a gateway's renewals, drawn most: past lease + grace they move its organization.
+  blackhole: 4,
+  'cut-up': 3,
+  reset: 3,
   'cut-down': 2,
   slow: 2,
-  reset: 2,
   'pause-child': 2,
   'pause-supervisor': 1,
   'kill-child': 2,
@@ -33,7 +34,7 @@ export type FaultCounts = Record<FaultKind, number>;
 interface PlannedFault {
   kind: FaultKind;
   target: number;
-  /** How long a partition or a pause lasts: from well under the renew deadline to twice lease + grace. */
+  /** How long a partition or a pause lasts: from well under the renew deadline to 2.5 × (lease + grace). */
   durationMs: number;
   /** How late a slow proxy delivers each chunk. */
   slowMs: number;
@@ -127,7 +128,7 @@ export async function injectFaults(fleet: Fleet, rng: SeededRandom, durationMs: 
     const fault: PlannedFault = {
       kind,
       target: targets[Math.floor(rng.next() * targets.length)] ?? -1, // one draw, a target free or not
-      durationMs: rng.between(0.25, 2) * LEASE_AND_GRACE_MS,
+      durationMs: rng.between(0.25, 2.5) * LEASE_AND_GRACE_MS,
       slowMs: rng.int(200, 2_000),
       downMs: rng.between(200, 3_000),
     };

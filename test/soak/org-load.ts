@@ -1,8 +1,10 @@
 /**
  * The soak's clients: each organization's request (`GET /orgs/:id`) sent to every gateway, over keep-alive
  * connections, so that two processes serving one organization at once would both answer 200 and both log it.
- * An organization served nowhere for a while is asked for again at Ganymede (`/gateway/start` with a user token),
- * as the platform's frontend does. Nothing here asserts: the serving history does.
+ * Each organization is also asked for at Ganymede every so often (`/gateway/start` with a user token), as the
+ * platform's frontend does on every page load, whether or not some gateway still answers: that is how an
+ * organization whose allocation ended gets another gateway while clients may still reach the first one (the split
+ * brain self-fencing prevents). Nothing here asserts: the serving history does.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GanymedeProcess } from '@ganymede/testkit';
@@ -18,8 +20,8 @@ export interface OrgLoadFigures {
   sent: number;
   /** Answers by status (`200`, `404`, `503`, …) and failures by code (`UND_ERR_HEADERS_TIMEOUT`, `ECONNREFUSED`, …). */
   outcomes: Record<string, number>;
-  /** `/gateway/start` calls for organizations served nowhere, by answer (`201`, `200`, `503`, `unreachable`). */
-  reasks: Record<string, number>;
+  /** `/gateway/start` calls, by answer (`201`: a new allocation, `200`, `503`, `unreachable`). */
+  asks: Record<string, number>;
 }
 
 export interface OrgLoad {
@@ -37,16 +39,15 @@ export interface OrgLoadOptions {
   intervalMs: number;
   /** A request not answered within this long (a paused process) is given up. */
   timeoutMs: number;
-  /** An organization without a 200 for this long is asked for again. */
-  reaskAfterMs: number;
+  /** How often each organization is asked for at Ganymede. */
+  askEveryMs: number;
 }
 
 const count = (tally: Record<string, number>, key: string) => void (tally[key] = (tally[key] ?? 0) + 1);
 
 export function startOrgLoad(options: OrgLoadOptions): OrgLoad {
   const dispatcher = new Agent({ keepAliveTimeout: 10_000, connect: { timeout: options.timeoutMs } });
-  const figures: OrgLoadFigures = { sent: 0, outcomes: {}, reasks: {} };
-  const lastServed = new Map<string, number>(options.organizations.map((o) => [o.organizationId, Date.now()]));
+  const figures: OrgLoadFigures = { sent: 0, outcomes: {}, asks: {} };
   const onServed = new Set<(organizationId: string) => void>();
   let running = true;
 
@@ -61,10 +62,7 @@ export function startOrgLoad(options: OrgLoadOptions): OrgLoad {
         });
         await res.body.dump();
         count(figures.outcomes, String(res.statusCode));
-        if (res.statusCode === 200) {
-          lastServed.set(organizationId, Date.now());
-          for (const waiter of [...onServed]) waiter(organizationId);
-        }
+        if (res.statusCode === 200) for (const waiter of [...onServed]) waiter(organizationId);
       } catch (error) {
         count(figures.outcomes, (error as { code?: string }).code ?? 'error');
       }
@@ -72,22 +70,22 @@ export function startOrgLoad(options: OrgLoadOptions): OrgLoad {
     }
   };
 
-  const reasker = async ({ organizationId, token }: SoakOrganization) => {
+  const asker = async ({ organizationId, token }: SoakOrganization) => {
     while (running) {
-      await sleep(options.reaskAfterMs / 2);
-      const g = options.ganymede();
-      if (!running || Date.now() - lastServed.get(organizationId)! < options.reaskAfterMs) continue;
-      const answer = await g?.api
-        .start({ headers: { authorization: `Bearer ${token}` }, body: { organization_id: organizationId } })
+      await sleep(options.askEveryMs);
+      if (!running) break;
+      const answer = await options
+        .ganymede()
+        ?.api.start({ headers: { authorization: `Bearer ${token}` }, body: { organization_id: organizationId } })
         .then((res) => String(res.status))
         .catch(() => 'unreachable');
-      count(figures.reasks, answer ?? 'unreachable');
+      count(figures.asks, answer ?? 'unreachable');
     }
   };
 
   const loops = [
     ...options.organizations.flatMap((o) => options.gatewayUrls.map((url) => client(o.organizationId, url))),
-    ...options.organizations.map(reasker),
+    ...options.organizations.map(asker),
   ];
 
   return {

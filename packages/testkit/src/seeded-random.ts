@@ -40,7 +40,10 @@ export function seededRandom(seed: number): SeededRandom {
     },
     weighted: (weights) => {
       const entries = Object.entries(weights) as [keyof typeof weights, number][];
-      let roll = between(0, entries.reduce((sum, [, w]) => sum + w, 0));
+      let roll = between(
+        0,
+        entries.reduce((sum, [, w]) => sum + w, 0),
+      );
       for (const [key, weight] of entries) {
         roll -= weight;
         if (roll < 0) return key;
