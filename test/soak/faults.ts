@@ -50,8 +50,11 @@ const PROXY_MODES = {
   slow: (f) => ({ slowMs: f.slowMs }),
 } satisfies Partial<Record<FaultKind, (fault: PlannedFault) => ProxyMode>>;
 
-/** What a hot restart ends with, in the supervisor's log: done, or given up (the old child serves on). */
-const HANDOVER_ENDS = new Set(['handover_complete', 'handover_gave_up', 'restart_withdrawn']);
+/**
+ * What a hot restart ends with, in the supervisor's log: done, withdrawn or given up (the old child serves on), or
+ * no child was running (the supervisor starts one at once).
+ */
+const HANDOVER_ENDS = new Set(['handover_complete', 'handover_gave_up', 'restart_withdrawn', 'restart_now']);
 
 /** Injects a fault into gateway (or, for restart-ganymede, replica) `target`, and heals it. False: nothing to inject it into. */
 async function runFault(fleet: Fleet, fault: PlannedFault): Promise<boolean> {

@@ -27,6 +27,7 @@ export interface OrgLoadFigures {
 export interface OrgLoad {
   /** Resolves once every organization got a 200 from some gateway after this call. */
   untilServed(timeoutMs: number): Promise<void>;
+  /** Stops every client and answers the figures; safe to call twice. */
   stop(): Promise<OrgLoadFigures>;
 }
 
@@ -50,6 +51,7 @@ export function startOrgLoad(options: OrgLoadOptions): OrgLoad {
   const figures: OrgLoadFigures = { sent: 0, outcomes: {}, asks: {} };
   const onServed = new Set<(organizationId: string) => void>();
   let running = true;
+  let stopped: Promise<OrgLoadFigures> | undefined;
 
   const client = async (organizationId: string, gatewayUrl: string) => {
     while (running) {
@@ -105,11 +107,14 @@ export function startOrgLoad(options: OrgLoadOptions): OrgLoad {
         };
         onServed.add(waiter);
       }),
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await dispatcher.close();
-      return figures;
+    stop() {
+      stopped ??= (async () => {
+        running = false;
+        await Promise.all(loops);
+        await dispatcher.close();
+        return figures;
+      })();
+      return stopped;
     },
   };
 }
