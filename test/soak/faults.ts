@@ -126,8 +126,8 @@ export async function injectFaults(fleet: Fleet, rng: SeededRandom, durationMs: 
     // Random times are what this sleep is for.
     await sleep(rng.between(200, 1_500));
     const kind = rng.weighted(FAULT_WEIGHTS);
-    const onGanymede = kind === 'restart-ganymede';
-    const targets = (onGanymede ? fleet.replicas : fleet.gateways).map((_, i) => i).filter((i) => !busy.has(`${onGanymede}:${i}`));
+    const role = kind === 'restart-ganymede' ? 'replica' : 'gateway';
+    const targets = (role === 'replica' ? fleet.replicas : fleet.gateways).map((_, i) => i).filter((i) => !busy.has(`${role} ${i}`));
     const fault: PlannedFault = {
       kind,
       target: targets[Math.floor(rng.next() * targets.length)] ?? -1, // one draw, a target free or not
@@ -136,7 +136,7 @@ export async function injectFaults(fleet: Fleet, rng: SeededRandom, durationMs: 
       downMs: rng.between(200, 3_000),
     };
     if (targets.length === 0) continue;
-    const key = `${onGanymede}:${fault.target}`;
+    const key = `${role} ${fault.target}`;
     busy.add(key);
     running.push(
       runFault(fleet, fault)
