@@ -72,8 +72,8 @@ export interface GatewayOptions {
   workload?: Workload;
 }
 
-/** When each organization request was taken (debug level only: the serving history). */
-const servedAt = new WeakMap<object, number>();
+/** When each organization request was taken, and what this process held then (debug level only: the serving history). */
+const takenWith = new WeakMap<object, { at: number; held: HeldAllocation }>();
 /** CLOCK_MONOTONIC in milliseconds: one clock for every process of the machine, unlike performance.now(). */
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -137,14 +137,19 @@ export class Gateway implements GatewayView {
     this.app.addHook('onRequest', async (request, reply) => {
       if (!request.url.startsWith('/orgs/')) return;
       if (this.lapsed()) return reply.status(503).send(NOT_SERVING);
-      if (this.historyOn) servedAt.set(request, monotonicMs());
+      if (this.historyOn && this.held) takenWith.set(request, { at: monotonicMs(), held: this.held });
     });
     // At debug level, the serving history (README, Partitions): each organization request answered 200, with the
-    // epoch and the machine's monotonic time (comparable across processes) at which it was taken.
+    // allocation and epoch and the machine's monotonic time (comparable across processes) at which it was taken. The
+    // allocation tells a hot restart's successor (same allocation, a later epoch) from another gateway's allocation.
     this.app.addHook('onResponse', async (request, reply) => {
-      const at = servedAt.get(request);
-      if (at === undefined || reply.statusCode !== 200 || !this.held) return;
-      this.log.debug({ event: 'served', organization_id: this.held.organizationId, epoch: this.held.epoch, at_ms: at }, 'served');
+      const taken = takenWith.get(request);
+      if (taken === undefined || reply.statusCode !== 200) return;
+      const {
+        at,
+        held: { organizationId, allocationId, epoch },
+      } = taken;
+      this.log.debug({ event: 'served', organization_id: organizationId, allocation_id: allocationId, epoch, at_ms: at }, 'served');
     });
     this.app.addHook('onResponse', async () => {
       if (this.current === 'draining') this.counters.drainedRequests.inc();

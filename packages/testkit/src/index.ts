@@ -48,6 +48,19 @@ export {
 } from './platform-gateway.js';
 export { platformExchange, startPlatformGatewayProcess } from './platform-gateway-process.js';
 export { type OlderGanymede, type OlderGanymedeOptions, startOlderGanymede } from './older-ganymede.js';
+export {
+  checkServingHistory,
+  describeOverlap,
+  type HistoryCheck,
+  type Overlap,
+  type OverlapKind,
+  overlapWitness,
+  type ServedRecord,
+  servedRecords,
+  type ServingWindow,
+  servingWindows,
+} from './serving-history.js';
+export { newSeed, type SeededRandom, seededRandom } from './seeded-random.js';
 export { percentile } from './stats.js';
 export {
   formatLoadReport,
@@ -60,6 +73,7 @@ export {
   type SteadyLoadOptions,
 } from './steady-load.js';
 export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } from './steady-load-process.js';
+export { type ProxyMode, startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
 export { type DocClient, openDoc } from './doc-client.js';
