@@ -73,7 +73,6 @@ export {
   type SteadyLoadOptions,
 } from './steady-load.js';
 export { type LoadCommand, type LoadProcess, type LoadReply, startLoadProcess } from './steady-load-process.js';
-export { type ProxyMode, startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export { tempDir } from './temp-dir.js';
 export { DEFAULT_TEST_DATABASE_URL, redactUrl, type TestDatabaseKind, testDatabaseKind, testDatabaseUrl } from './test-database.js';
 export { type DocClient, openDoc } from './doc-client.js';
