@@ -3,34 +3,32 @@
  * who served the organization, and when. The gateways log each request they serve (`served`, at debug level):
  * the serving windows of two processes for one organization must never overlap.
  *
- * Leases of 4 s (a renewal every 1.3 s or so) with a grace of 6 s, and a renew deadline of 5 s: a gateway cut off
- * stops serving 5 s after it sent its last renewal that succeeded; Ganymede may end its allocation 10 s after that
- * renewal at the earliest. Calls to Ganymede time out after 1 s (a loaded machine answers well within it).
+ * Leases: `PARTITION_LEASES` (support.ts); calls to Ganymede time out after 1 s (a loaded machine answers well within it).
  */
 import { describe, expect, it } from 'vitest';
-import { GANYMEDE_CLI, type GatewayProcess, logTime, runCli, startOrganization, startTcpProxy } from '@ganymede/testkit';
-import { allocate, ganymede, gateway, gatewayEvent, history, served, transition } from './support.js';
+import { GANYMEDE_CLI, logTime, runCli, startOrganization, startTcpProxy } from '@ganymede/testkit';
+import {
+  allocate,
+  ganymede,
+  gateway,
+  gatewayEvent,
+  history,
+  HISTORY_GATEWAY,
+  PARTITION_LEASES,
+  served,
+  servedTimes,
+  transition,
+} from './support.js';
 
-const LEASES = {
-  GANYMEDE_LEASE_SECONDS: '4',
-  GANYMEDE_LEASE_GRACE_SECONDS: '6',
-  GANYMEDE_RENEW_DEADLINE_MS: '5000',
-  GANYMEDE_RESTART_GRACE_SECONDS: '8',
-};
-/** The gateways: every request served logged, and calls to Ganymede that give up quickly when nothing answers. */
-const GATEWAY = { GATEWAY_LOG_LEVEL: 'debug', GATEWAY_REQUEST_TIMEOUT_MS: '1000' };
-
-/** Monotonic times (ms) at which `p` served the organization's requests. */
-const servedTimes = (p: GatewayProcess, organizationId: string) =>
-  p.proc.logs.filter((l) => l.event === 'served' && l.organization_id === organizationId).map((l) => Number(l.at_ms));
+const LEASES = { ...PARTITION_LEASES, GANYMEDE_RESTART_GRACE_SECONDS: '8' };
 
 /** A cluster of one Ganymede, gateway A reaching it through a proxy the test controls, and gateway B directly. */
 async function partitioned(mode: 'run' | 'supervise' = 'run', gatewayEnv: NodeJS.ProcessEnv = {}) {
   const g = await ganymede({ reaperIntervalMs: 100, env: LEASES });
   const proxy = await startTcpProxy({ port: g.port });
-  const a = await gateway(g, mode, { ...GATEWAY, ...gatewayEnv, GANYMEDE_URL: proxy.url });
+  const a = await gateway(g, mode, { ...HISTORY_GATEWAY, ...gatewayEnv, GANYMEDE_URL: proxy.url });
   const { organizationId, allocationId, whoami } = await allocate(g, a);
-  const b = await gateway(g, 'run', GATEWAY);
+  const b = await gateway(g, 'run', HISTORY_GATEWAY);
   return { g, proxy, a, b, organizationId, allocationId, whoami };
 }
 

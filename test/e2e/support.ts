@@ -108,3 +108,20 @@ export async function restartUnsupervised(g: GanymedeProcess, p: GatewayProcess,
   await requested;
   return p.proc.exited;
 }
+
+/**
+ * Leases for the partition tests: 4 s (a renewal every 1.3 s or so) with a grace of 6 s and a renew deadline of 5 s:
+ * a gateway cut off stops serving 5 s after it sent its last renewal that succeeded; Ganymede may end its
+ * allocation 10 s after that renewal at the earliest.
+ */
+export const PARTITION_LEASES = {
+  GANYMEDE_LEASE_SECONDS: '4',
+  GANYMEDE_LEASE_GRACE_SECONDS: '6',
+  GANYMEDE_RENEW_DEADLINE_MS: '5000',
+};
+/** Gateways that log every request they serve, and whose calls to Ganymede give up after 1 s. */
+export const HISTORY_GATEWAY = { GATEWAY_LOG_LEVEL: 'debug', GATEWAY_REQUEST_TIMEOUT_MS: '1000' };
+
+/** Monotonic times (ms) at which `p` took the organization's requests it served (its `served` lines). */
+export const servedTimes = (p: GatewayProcess, organizationId: string) =>
+  p.proc.logs.filter((l) => l.event === 'served' && l.organization_id === organizationId).map((l) => Number(l.at_ms));

@@ -2,23 +2,13 @@
  * Partitions between Ganymede and PostgreSQL, made real by a TCP proxy in between (the test kit's `startTcpProxy`).
  * PostgreSQL only (vitest.config.ts leaves this folder out of PGlite runs: the embedded database has no network).
  *
- * Leases as in test/e2e/partitions.test.ts: 4 s, a grace of 6 s, a renew deadline of 5 s; the gateways log each
- * request they serve (`served`, monotonic time), so who served when can be checked.
+ * Leases as in test/e2e/partitions.test.ts (`PARTITION_LEASES`); the gateways log each request they serve (`served`,
+ * monotonic time), so who served when can be checked.
  */
 import { describe, expect, it } from 'vitest';
-import { type GatewayProcess, logTime, startOrganization, startTcpProxy, testDatabaseUrl } from '@ganymede/testkit';
-import { allocate, gateway, gatewayEvent, served, transition } from '../e2e/support.js';
+import { logTime, startOrganization, startTcpProxy, testDatabaseUrl } from '@ganymede/testkit';
+import { allocate, gateway, gatewayEvent, HISTORY_GATEWAY, PARTITION_LEASES, served, servedTimes, transition } from '../e2e/support.js';
 import { startCluster } from './cluster.js';
-
-const LEASES = {
-  GANYMEDE_LEASE_SECONDS: '4',
-  GANYMEDE_LEASE_GRACE_SECONDS: '6',
-  GANYMEDE_RENEW_DEADLINE_MS: '5000',
-};
-const GATEWAY = { GATEWAY_LOG_LEVEL: 'debug', GATEWAY_REQUEST_TIMEOUT_MS: '1000' };
-
-const servedTimes = (p: GatewayProcess, organizationId: string) =>
-  p.proc.logs.filter((l) => l.event === 'served' && l.organization_id === organizationId).map((l) => Number(l.at_ms));
 
 /** PostgreSQL's URL with its port replaced by the proxy's. */
 function through(port: number): string {
@@ -36,7 +26,7 @@ async function clusterCutAt0(count: number) {
     databaseUrl: testDatabaseUrl(),
     databaseUrlOf: (n) => (n === 0 ? through(proxy.port) : testDatabaseUrl()),
     reaperIntervalMs: 100,
-    env: LEASES,
+    env: PARTITION_LEASES,
   });
   return {
     proxy,
@@ -54,9 +44,9 @@ describe('partitions between Ganymede and PostgreSQL', () => {
     const { proxy, cluster, close } = await clusterCutAt0(1);
     try {
       const g = cluster.replicas[0]!;
-      const a = await gateway(g, 'run', GATEWAY);
+      const a = await gateway(g, 'run', HISTORY_GATEWAY);
       const { organizationId, allocationId, whoami } = await allocate(g, a);
-      const b = await gateway(g, 'run', GATEWAY);
+      const b = await gateway(g, 'run', HISTORY_GATEWAY);
       const from = a.proc.logs.length;
       proxy.set('blackhole');
       await gatewayEvent(a, 'serving_paused', from);
@@ -80,11 +70,11 @@ describe('partitions between Ganymede and PostgreSQL', () => {
     const { proxy, cluster, close } = await clusterCutAt0(3);
     try {
       const [r0, r1, r2] = [cluster.replicas[0]!, cluster.replicas[1]!, cluster.replicas[2]!];
-      const a = await gateway(r0, 'run', GATEWAY);
+      const a = await gateway(r0, 'run', HISTORY_GATEWAY);
       const first = await allocate(r0, a);
-      const b = await gateway(r1, 'run', GATEWAY);
+      const b = await gateway(r1, 'run', HISTORY_GATEWAY);
       const second = await allocate(r1, b);
-      const c = await gateway(r2, 'run', GATEWAY);
+      const c = await gateway(r2, 'run', HISTORY_GATEWAY);
 
       const fromA = a.proc.logs.length;
       const fromB = b.proc.logs.length;

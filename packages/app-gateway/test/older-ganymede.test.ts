@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { startOlderGanymede } from '@ganymede/testkit/older-ganymede';
+import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -39,18 +40,21 @@ describe.each(['fastify', 'contract'] as const)("an older Ganymede whose missing
     const organizationId = randomUUID();
     const older = await startOlderGanymede({ gatewayId, organizationId, notFound });
     const log = recordingLogger();
-    const gateway = new Gateway({
-      config: loadConfig({
-        GATEWAY_ID: gatewayId,
-        GATEWAY_TOKEN: 'older-ganymede-gateway-token',
-        GANYMEDE_URL: older.url,
-        GATEWAY_PORT: '0',
-        GATEWAY_RUN_DIR: '/tmp/gw-older-ganymede',
-        GATEWAY_AUTOSAVE_MS: '60000',
-      }),
-      logger: log.logger,
-      workload: counter,
-    });
+    /** A process of this gateway against the older Ganymede. */
+    const gatewayProcess = (logger: FastifyBaseLogger, env: NodeJS.ProcessEnv = {}) =>
+      new Gateway({
+        config: loadConfig({
+          GATEWAY_ID: gatewayId,
+          GATEWAY_TOKEN: 'older-ganymede-gateway-token',
+          GANYMEDE_URL: older.url,
+          GATEWAY_PORT: '0',
+          GATEWAY_RUN_DIR: '/tmp/gw-older-ganymede',
+          ...env,
+        }),
+        logger,
+        workload: counter,
+      });
+    const gateway = gatewayProcess(log.logger, { GATEWAY_AUTOSAVE_MS: '60000' });
     try {
       await gateway.start();
       expect(gateway.allocation()).toMatchObject({ allocationId: older.allocationId, epoch: 1 });
@@ -77,17 +81,7 @@ describe.each(['fastify', 'contract'] as const)("an older Ganymede whose missing
       });
 
       // The next process takes it back as a crash reclaim, epoch + 1.
-      const next = new Gateway({
-        config: loadConfig({
-          GATEWAY_ID: gatewayId,
-          GATEWAY_TOKEN: 'older-ganymede-gateway-token',
-          GANYMEDE_URL: older.url,
-          GATEWAY_PORT: '0',
-          GATEWAY_RUN_DIR: '/tmp/gw-older-ganymede',
-        }),
-        logger: pino({ level: 'silent' }),
-        workload: counter,
-      });
+      const next = gatewayProcess(pino({ level: 'silent' }));
       await next.start();
       expect(next.allocation()).toMatchObject({ allocationId: older.allocationId, epoch: 2 });
       expect(await next.shutdown({ kind: 'stop', reason: 'stop' })).toBe(0);
