@@ -3,7 +3,7 @@
  * BENCHMARKS.json (raw figures) at the repository's root. Every figure is compared with a floor measured in the
  * same run; absolute times from different runs are not comparable (these machines are noisy).
  *
- *   pnpm bench [--quick] [--only handover,hot-restart,state,storm,real-storm,floors]   (--only: those phases alone, e.g.
+ *   pnpm bench [--quick] [--only handover,hot-restart,state,first-start,storm,real-storm,floors]   (--only: those phases alone, e.g.
  *                                                        while working on one; BENCHMARKS.md then has only their rows)
  *   pnpm bench --only state --merge          (measure those phases again and put their figures into the saved
  *                                            BENCHMARKS.json, keeping the others; BENCHMARKS.md says which were)
@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { redactUrl } from '@ganymede/testkit';
 import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
+import { firstStart } from './first-start.js';
 import { handoverTime } from './handover.js';
 import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
@@ -31,7 +32,7 @@ import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PHASES = ['handover', 'hot-restart', 'state', 'storm', 'real-storm', 'floors'] as const;
+const PHASES = ['handover', 'hot-restart', 'state', 'first-start', 'storm', 'real-storm', 'floors'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
@@ -56,6 +57,7 @@ const PHASE_KEYS: Record<Phase, (keyof BenchResults)[]> = {
   handover: ['handover'],
   'hot-restart': ['hot_restart'],
   state: ['state_handover', 'state_throughput'],
+  'first-start': ['first_start'],
   storm: ['storms', 'sql_floor_pglite', 'sql_floor_postgres'],
   'real-storm': ['real_storms'],
   floors: ['http_floor'],
@@ -88,6 +90,7 @@ const SIZES = quick
       coldCycles: 3,
       hotRestarts: 5,
       stateRestarts: 3,
+      firstStarts: 2,
       stormGateways: 200,
       stormConcurrency: 100,
       realGateways: 8,
@@ -99,6 +102,7 @@ const SIZES = quick
       coldCycles: 10,
       hotRestarts: 30,
       stateRestarts: 10,
+      firstStarts: 5,
       stormGateways: 1000,
       stormConcurrency: 100,
       realGateways: 50,
@@ -233,6 +237,15 @@ async function main(): Promise<number> {
         },
       );
     }
+  }
+
+  if (only.has('first-start')) {
+    await phase(`2b. PGlite's first start (from the seed) vs reopening, ${SIZES.firstStarts} new data directories`, async () => {
+      const f = (results.first_start = await firstStart(SIZES.firstStarts));
+      say(
+        `   first start ${f.first.start_ms.toFixed(0)} ms, ${f.first.rss_mib.toFixed(0)} MiB; reopen ${f.reopen.start_ms.toFixed(0)} ms, ${f.reopen.rss_mib.toFixed(0)} MiB (${f.origins.join(', ')})`,
+      );
+    });
   }
 
   if (only.has('storm')) {

@@ -1,5 +1,6 @@
 /** The benchmark's figures as a table on the terminal, and as BENCHMARKS.md. */
 import { readFileSync } from 'node:fs';
+import type { FirstStartResult } from './first-start.js';
 import type { HttpFloor, SqlFloor } from './floors.js';
 import { HANDOVER_STAGES, type HandoverResult, POLL_INTERVAL_MS } from './handover.js';
 import type { HotRestartMode, HotRestartResult } from './hot-restart.js';
@@ -37,6 +38,7 @@ export interface BenchResults {
   hot_restart?: HotRestartResult;
   state_handover?: StateHandoverRow[];
   state_throughput?: (ThroughputRow | { backend: string; skipped: string })[];
+  first_start?: FirstStartResult;
   storms: StormRow[];
   real_storms: StormRow[];
   sql_floor_pglite?: SqlFloor;
@@ -128,6 +130,24 @@ export function evaluateTargets(r: BenchResults): Target[] {
       target: '0; every byte',
       measured: `${row.failed} of ${row.sent}; ${row.intact ? 'every byte' : 'NOT intact'}`,
       status: status(row.failed === 0 && row.intact),
+    });
+  }
+  if (r.first_start) {
+    const { first, reopen, origins } = r.first_start;
+    const seeded = origins.every((o) => o === 'seeded');
+    const timeRatio = first.start_ms / reopen.start_ms;
+    const rssRatio = first.rss_mib / reopen.rss_mib;
+    targets.push({
+      what: `PGlite's first start (${origins.join(', ')}), spawn → listening`,
+      target: '≤ 1.5 × a reopen, no initdb',
+      measured: `${ms(first.start_ms)} = ${x(timeRatio)} a reopen (${ms(reopen.start_ms)})`,
+      status: status(seeded && timeRatio <= 1.5),
+    });
+    targets.push({
+      what: "PGlite's first start, resident a second after listening",
+      target: '≤ 1.2 × a reopen',
+      measured: `${mib(first.rss_mib)} = ${x(rssRatio)} a reopen (${mib(reopen.rss_mib)})`,
+      status: status(rssRatio <= 1.2),
     });
   }
   for (const row of r.storms) {
@@ -284,6 +304,15 @@ function rows(r: BenchResults): string[][] {
       x(b.cold.cold_ms.median / b.handover_ms.median),
     ]);
   }
+  const f = r.first_start;
+  if (f) {
+    out.push([
+      `2b. PGlite's first start, new data directory from the seed (median of ${f.samples}): spawn → listening; resident`,
+      `${ms(f.first.start_ms)}; ${mib(f.first.rss_mib)}`,
+      `reopening it: ${ms(f.reopen.start_ms)}; ${mib(f.reopen.rss_mib)}`,
+      `${x(f.first.start_ms / f.reopen.start_ms)}; ${x(f.first.rss_mib / f.reopen.rss_mib)}`,
+    ]);
+  }
   for (const row of r.storms) {
     const label = `3. Storm, ${r.sizes.stormGateways} simulated gateways, ${row.backend}`;
     if (row.skipped) {
@@ -340,7 +369,7 @@ function rows(r: BenchResults): string[][] {
     ]);
   }
   for (const row of r.storms.filter((row) => row.rss_idle_mib)) {
-    const first = row.rss_first_start_mib === undefined ? '' : `first start (initdb) ${mib(row.rss_first_start_mib)}, `;
+    const first = row.rss_first_start_mib === undefined ? '' : `first start (from the seed) ${mib(row.rss_first_start_mib)}, `;
     out.push([
       `5. Ganymede resident, ${row.backend}${row.replicas > 1 ? ' (largest)' : ''}: idle; after the storm`,
       `${first}${mib(maxOf(row.rss_idle_mib))}; ${mib(maxOf(row.rss_after_mib))}`,
@@ -462,8 +491,8 @@ ${analysis}
 ## Method
 
 - **Processes.** Ganymede is the real \`ganymede serve\` (plain node running its bundle, log level info, stdout read by
-  the benchmark), one per replica; PGlite in a data directory that was initialised by a first start and then
-  reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
+  the benchmark), one per replica; PGlite in a data directory that was created by a first start (a copy of the
+  seed \`pnpm build\` ships) and then reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
   \`gateway supervise\` / \`gateway run\` CLIs.
 - **1. Handover time.** One supervised gateway serving one organization, restarted ${r.sizes.restarts} times as
   \`gateway reload\` does it (reload marker, SIGHUP to the supervisor). A restart is a hot handover: the old process
@@ -500,6 +529,10 @@ ${analysis}
 - **2. Before the protocol** (${r.sizes.coldCycles} cycles): the gateway stopped (SIGTERM: /gateway/stop, the allocation ends),
   started again (it comes up idle), then the organization's \`/gateway/start\` (Ganymede tells the gateway, which
   claims), until served. Machine time only: the user's page reload that triggered the last step is not counted.
+- **2b. First start.** ${r.first_start?.samples ?? r.sizes.firstStarts ?? 5} new PGlite data directories, each started with \`ganymede serve\` (the
+  directory is copied from the seed \`pnpm build\` made: no initdb), stopped, and started again (a reopen). Each
+  start: from just before the spawn to its \`Server listening\` line; resident a second later. Medians. **Floor**:
+  the reopens, same run. Targets: first start ≤ 1.5 × a reopen's time and ≤ 1.2 × its resident size.
 - **3. Storm, simulated.** ${r.sizes.stormGateways} gateways registered through the admin API, each ready, allocated and claimed
   (epoch 1), outside the timing. Then all restart at once: each does, with the real typed client
   (\`createGanymedeClient\`), what a restarted gateway does: \`/gateway/restart\` (the old process) then
