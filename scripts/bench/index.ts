@@ -26,7 +26,7 @@ import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
 import { killAll } from './processes.js';
 import { realStorm } from './real-storm.js';
-import { type BenchResults, evaluateTargets, renderMarkdown, renderTable, type StormRow } from './report.js';
+import { type BenchResults, evaluateTargets, historiesOf, renderMarkdown, renderTable, type StormRow } from './report.js';
 import { sleep } from './stats.js';
 import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
@@ -268,7 +268,7 @@ async function main(): Promise<number> {
           row.result = await restartStorm(g, { count: SIZES.stormGateways, concurrency: SIZES.stormConcurrency });
           row.rss_after_mib = g.rss();
           say(
-            `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}, doubled ${row.result.doubled}`,
+            `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}; ${historiesOf(row.result)}`,
           );
         } finally {
           await g.close();
@@ -295,7 +295,7 @@ async function main(): Promise<number> {
         try {
           row.real = await realStorm(g, { count: SIZES.realGateways, timeoutMs: 180_000 });
           row.rss_after_mib = g.rss();
-          say(`   all reclaimed in ${row.real.total_ms.toFixed(0)} ms, lost ${row.real.lost}, doubled ${row.real.doubled}`);
+          say(`   all reclaimed in ${row.real.total_ms.toFixed(0)} ms, lost ${row.real.lost}; ${historiesOf(row.real)}`);
         } finally {
           await g.close();
         }

@@ -4,6 +4,7 @@ import type { FirstStartResult } from './first-start.js';
 import type { HttpFloor, SqlFloor } from './floors.js';
 import { HANDOVER_STAGES, type HandoverResult, POLL_INTERVAL_MS } from './handover.js';
 import type { HotRestartMode, HotRestartResult } from './hot-restart.js';
+import { describeHistories, type Histories } from './histories.js';
 import type { Machine } from './machine.js';
 import type { RealStormResult } from './real-storm.js';
 import type { StateHandoverRow, ThroughputRow } from './state.js';
@@ -60,6 +61,13 @@ const rate = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '�
 
 const sizeLabel = (bytes: number) => (bytes === 0 ? 'no state' : `${fmt(bytes / (1024 * 1024))} MiB`);
 const plus = (n: number) => `${n < 0 ? '−' : '+'}${fmt(Math.abs(n))} ms`;
+
+type Checked = { histories?: Histories; doubled?: number };
+/** Double allocations; in a run before histories were recorded, its `doubled` (which lumped every other history in). */
+const doubleAllocations = (s: Checked) => s.histories?.double_allocation ?? s.doubled ?? Number.NaN;
+/** The audit histories by kind with their counts, every one that is not a clean reclaim listed with its trail. */
+export const historiesOf = (s: Checked) =>
+  s.histories ? describeHistories(s.histories) : `not recorded by kind in this run: ${s.doubled ?? '–'} "doubled" (any other history)`;
 
 const sqlFloorFor = (r: BenchResults, row: StormRow) => (row.kind === 'pglite' ? r.sql_floor_pglite : r.sql_floor_postgres);
 
@@ -169,10 +177,10 @@ export function evaluateTargets(r: BenchResults): Target[] {
       status: status(s && s.errors.length === 0 ? s.total_ms <= limit : undefined),
     });
     targets.push({
-      what: `Storm: lost and doubled allocations, ${row.backend}`,
+      what: `Storm: lost allocations and double allocations, ${row.backend}`,
       target: '0 and 0',
-      measured: s ? `${s.lost} and ${s.doubled}${s.errors.length ? ` (${s.errors.length} errors)` : ''}` : 'failed',
-      status: status(s ? s.lost === 0 && s.doubled === 0 && s.errors.length === 0 : undefined),
+      measured: s ? `${s.lost} and ${doubleAllocations(s)}${s.errors.length ? ` (${s.errors.length} errors)` : ''}` : 'failed',
+      status: status(s ? s.lost === 0 && doubleAllocations(s) === 0 && s.errors.length === 0 : undefined),
     });
     const floor = sqlFloorFor(r, row);
     if (s && floor) {
@@ -188,13 +196,13 @@ export function evaluateTargets(r: BenchResults): Target[] {
   for (const row of r.real_storms) {
     if (row.skipped || !row.real) continue;
     targets.push({
-      what: `Real storm (${row.real.gateways} processes): lost and doubled, ${row.backend}`,
+      what: `Real storm (${row.real.gateways} processes): lost allocations and double allocations, ${row.backend}`,
       target: '0 and 0',
       measured:
-        `${row.real.lost} and ${row.real.doubled}` +
+        `${row.real.lost} and ${doubleAllocations(row.real)}` +
         (row.real.timed_out ? ` (${row.real.timed_out} handovers not complete in time)` : '') +
         (row.real.retried ? ` (${row.real.retried} handovers failed first and were retried: allocation kept, epoch > 2)` : ''),
-      status: status(row.real.lost === 0 && row.real.doubled === 0 && row.real.timed_out === 0),
+      status: status(row.real.lost === 0 && doubleAllocations(row.real) === 0 && row.real.timed_out === 0),
     });
   }
   const pgRows = r.storms.filter((row) => row.kind === 'postgres');
@@ -332,11 +340,12 @@ function rows(r: BenchResults): string[][] {
       floor ? x(s.total_ms / ((s.calls / floor.statements_per_second) * 1000)) : '',
     ]);
     out.push([
-      `${label}: protocol calls/s; lost, doubled`,
-      `${rate(s.calls_per_second)}; ${s.lost}, ${s.doubled}`,
+      `${label}: protocol calls/s; lost, double allocations`,
+      `${rate(s.calls_per_second)}; ${s.lost}, ${doubleAllocations(s)}`,
       floor ? `raw UPDATE … RETURNING: ${rate(floor.statements_per_second)}` : '',
       floor ? x(s.calls_per_second / floor.statements_per_second) : '',
     ]);
+    out.push([`${label}: audit histories by kind`, historiesOf(s), '', '']);
   }
   if (r.http_floor) {
     for (const row of r.storms.filter((row) => row.result)) {
@@ -362,11 +371,12 @@ function rows(r: BenchResults): string[][] {
     const startMs = b?.floor_ms.median ?? hot?.floor_ms.median;
     const cpuFloor = startMs === undefined ? Number.NaN : (s.gateways * startMs) / r.machine.cores;
     out.push([
-      `${label}: all handed over; per gateway p50 / p99; lost, doubled; retried`,
-      `${ms(s.total_ms)}; ${ms(s.complete_after_ms.median)} / ${ms(s.complete_after_ms.p99)}; ${s.lost}, ${s.doubled}; ${s.retried ?? '–'}`,
+      `${label}: all handed over; per gateway p50 / p99; lost, double allocations; retried`,
+      `${ms(s.total_ms)}; ${ms(s.complete_after_ms.median)} / ${ms(s.complete_after_ms.p99)}; ${s.lost}, ${doubleAllocations(s)}; ${s.retried ?? '–'}`,
       startMs === undefined ? '' : `${s.gateways} process starts on ${r.machine.cores} cores: ${ms(cpuFloor)}`,
       startMs === undefined ? '' : x(s.total_ms / cpuFloor),
     ]);
+    out.push([`${label}: audit histories by kind`, historiesOf(s), '', '']);
   }
   for (const row of r.storms.filter((row) => row.rss_idle_mib)) {
     const first = row.rss_first_start_mib === undefined ? '' : `first start (from the seed) ${mib(row.rss_first_start_mib)}, `;
@@ -416,7 +426,7 @@ export function renderMarkdown(r: BenchResults): string {
         `${ms(s.sequence_ms.median)} / ${ms(s.sequence_ms.p99)}`,
         rate(s.calls_per_second),
         `${fmt(s.cpu_ms.ganymede)} / ${fmt(s.cpu_ms.clients)} / ${fmt(s.cpu_ms.postgres)} of ${fmt(s.cpu_ms.available)}`,
-        `${s.lost} / ${s.doubled}`,
+        `${s.lost} / ${doubleAllocations(s)}`,
       ];
     });
   const b = r.handover;
@@ -482,7 +492,7 @@ ${stages}${hotDetails}${
 **The simulated storms** (p50 / p99; CPU used during the storm by Ganymede / the benchmark's clients / PostgreSQL's
 processes, of the machine's cores × the storm's wall time):
 
-${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / doubled'], stormDetails)}
+${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / double allocations'], stormDetails)}
 `
       : ''
   }${retriedDetails}
@@ -540,16 +550,19 @@ ${analysis}
   With several replicas, each call of a gateway goes to the next replica. (Simulated gateways do not renew their
   liveness leases: Ganymede runs with one-hour leases here.) Timed until every allocation is back at
   epoch 2. Then every allocation and its audit trail are checked through the admin API: **lost** = not active at
-  epoch 2 on its gateway and organization; **doubled** = a second live allocation for an organization, or an audit
-  trail other than allocated → restart_requested → reclaimed.
+  epoch 2 on its gateway and organization; then the **audit histories by kind** (below).
 - **3b. Storm, real.** ${r.sizes.realGateways} \`gateway supervise\` processes (each with its child), each serving an organization,
   all reloaded at once (hot handovers: each old process serves until its successor accepts); timed until every
   supervisor logged \`handover_complete\`. **Lost** = its allocation no longer active for its organization on its
-  gateway; **doubled** = a second live allocation for an organization, or, for a handover that succeeded at once, an
-  audit trail other than allocated → restart_requested → reclaimed; **retried** = handovers whose successor failed
-  first (not ready within the handover timeout, the gateway's default 30 s): the old process withdrew the restart
-  and served on, the supervisor tried again, the allocation ends above epoch 2. Its floor: that many process
-  starts (the handover floor's median) spread over the cores.
+  gateway; the **audit histories by kind** (below); **retried** = handovers whose successor failed first (not ready
+  within the handover timeout, the gateway's default 30 s): the old process withdrew the restart and served on,
+  the supervisor tried again, the allocation ends above epoch 2 (its history is an "other" one, listed). Its floor:
+  that many process starts (the handover floor's median) spread over the cores.
+- **Audit histories by kind** (3 and 3b; scripts/bench/histories.ts), each allocation's events after the storm:
+  **clean reclaim** = allocated → restart_requested → reclaimed; **crash reclaim** = allocated → reclaimed with no
+  restart_requested (the successor reclaimed a crashed process's allocation: the old process ran out of its
+  shutdown budget, or died, before it asked for the restart); **other** = anything else, each trail listed with its
+  count. **Double allocation** = an organization with two live allocations (from the pool's status): must be 0.
 - **4. Floors.** HTTP: a bare Fastify JSON POST route (no contract, validation, logging or database), loaded by
   autocannon from another process (${r.http_floor?.connections ?? 10} connections, ${r.sizes.autocannonSeconds} s). SQL: a single-row
   \`UPDATE … RETURNING\` through the same database door Ganymede uses: PGlite's one connection in a data directory;
