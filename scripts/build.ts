@@ -3,11 +3,14 @@
  * (tsx) in the process. That halves a process's start-up (what a restart's blackout mostly is) and saves tens of
  * MiB of resident memory. Workspace packages are bundled in; third-party packages stay imports, resolved from the
  * package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
- * the tests build first, so a bundle is never older than its sources.
+ * the tests build first, so a bundle is never older than its sources. It also makes the embedded database's seed, a
+ * data directory initialised once so that a new one needs no initdb at run time (app-ganymede's src/db/seed.ts), once
+ * per PGlite version.
  */
 import { pathToFileURL } from 'node:url';
 // The CLIs' sources and bundles are defined once, in the test kit; its `clis` module alone, which imports nothing.
 import { CLIS, REPO_ROOT } from '@ganymede/testkit/clis';
+import { buildSeed } from '@ganymede/app-ganymede/seed';
 import { build, type Plugin } from 'esbuild';
 
 /** Bare imports other than the workspace's own (@ganymede/…) stay imports. */
@@ -19,8 +22,9 @@ const thirdPartyExternal: Plugin = {
 };
 
 export async function buildClis(): Promise<void> {
-  await Promise.all(
-    Object.values(CLIS).map(({ entry, bundle }) =>
+  await Promise.all([
+    buildSeed().then((built) => built && console.log('built the embedded database seed (initdb, once per PGlite version)')),
+    ...Object.values(CLIS).map(({ entry, bundle }) =>
       build({
         entryPoints: [`${REPO_ROOT}${entry}`],
         outfile: `${REPO_ROOT}${bundle}`,
@@ -33,7 +37,7 @@ export async function buildClis(): Promise<void> {
         logLevel: 'warning',
       }),
     ),
-  );
+  ]);
 }
 
 /** As vitest's global setup: the end-to-end tests run the bundles. */

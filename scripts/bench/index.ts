@@ -3,7 +3,7 @@
  * BENCHMARKS.json (raw figures) at the repository's root. Every figure is compared with a floor measured in the
  * same run; absolute times from different runs are not comparable (these machines are noisy).
  *
- *   pnpm bench [--quick] [--only handover,hot-restart,state,storm,real-storm,floors]   (--only: those phases alone, e.g.
+ *   pnpm bench [--quick] [--only handover,hot-restart,state,first-start,storm,real-storm,floors]   (--only: those phases alone, e.g.
  *                                                        while working on one; BENCHMARKS.md then has only their rows)
  *   pnpm bench --only state --merge          (measure those phases again and put their figures into the saved
  *                                            BENCHMARKS.json, keeping the others; BENCHMARKS.md says which were)
@@ -20,18 +20,19 @@ import { parseArgs } from 'node:util';
 import { redactUrl } from '@ganymede/testkit';
 import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
+import { firstStart } from './first-start.js';
 import { handoverTime } from './handover.js';
 import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
 import { killAll } from './processes.js';
 import { realStorm } from './real-storm.js';
-import { type BenchResults, evaluateTargets, renderMarkdown, renderTable, type StormRow } from './report.js';
+import { type BenchResults, evaluateTargets, historiesOf, renderMarkdown, renderTable, type StormRow } from './report.js';
 import { sleep } from './stats.js';
 import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PHASES = ['handover', 'hot-restart', 'state', 'storm', 'real-storm', 'floors'] as const;
+const PHASES = ['handover', 'hot-restart', 'state', 'first-start', 'storm', 'real-storm', 'floors'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
@@ -56,6 +57,7 @@ const PHASE_KEYS: Record<Phase, (keyof BenchResults)[]> = {
   handover: ['handover'],
   'hot-restart': ['hot_restart'],
   state: ['state_handover', 'state_throughput'],
+  'first-start': ['first_start'],
   storm: ['storms', 'sql_floor_pglite', 'sql_floor_postgres'],
   'real-storm': ['real_storms'],
   floors: ['http_floor'],
@@ -88,6 +90,7 @@ const SIZES = quick
       coldCycles: 3,
       hotRestarts: 5,
       stateRestarts: 3,
+      firstStarts: 2,
       stormGateways: 200,
       stormConcurrency: 100,
       realGateways: 8,
@@ -99,6 +102,7 @@ const SIZES = quick
       coldCycles: 10,
       hotRestarts: 30,
       stateRestarts: 10,
+      firstStarts: 5,
       stormGateways: 1000,
       stormConcurrency: 100,
       realGateways: 50,
@@ -235,6 +239,15 @@ async function main(): Promise<number> {
     }
   }
 
+  if (only.has('first-start')) {
+    await phase(`2b. PGlite's first start (from the seed) vs reopening, ${SIZES.firstStarts} new data directories`, async () => {
+      const f = (results.first_start = await firstStart(SIZES.firstStarts));
+      say(
+        `   first start ${f.first.start_ms.toFixed(0)} ms, ${f.first.rss_mib.toFixed(0)} MiB; reopen ${f.reopen.start_ms.toFixed(0)} ms, ${f.reopen.rss_mib.toFixed(0)} MiB (${f.origins.join(', ')})`,
+      );
+    });
+  }
+
   if (only.has('storm')) {
     for (const backend of backends) {
       const label = backendLabel(backend);
@@ -255,7 +268,7 @@ async function main(): Promise<number> {
           row.result = await restartStorm(g, { count: SIZES.stormGateways, concurrency: SIZES.stormConcurrency });
           row.rss_after_mib = g.rss();
           say(
-            `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}, doubled ${row.result.doubled}`,
+            `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}; ${historiesOf(row.result)}`,
           );
         } finally {
           await g.close();
@@ -282,7 +295,7 @@ async function main(): Promise<number> {
         try {
           row.real = await realStorm(g, { count: SIZES.realGateways, timeoutMs: 180_000 });
           row.rss_after_mib = g.rss();
-          say(`   all reclaimed in ${row.real.total_ms.toFixed(0)} ms, lost ${row.real.lost}, doubled ${row.real.doubled}`);
+          say(`   all reclaimed in ${row.real.total_ms.toFixed(0)} ms, lost ${row.real.lost}; ${historiesOf(row.real)}`);
         } finally {
           await g.close();
         }

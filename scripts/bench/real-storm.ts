@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { findFreePort, type GatewayChild, spawnGatewayChild } from '@ganymede/testkit';
 import type { BenchGanymede } from './ganymede.js';
+import { countDoubleAllocations, countHistory, type Histories, noHistories, trailOf } from './histories.js';
 import { rssMiB } from './machine.js';
 import { track } from './processes.js';
 import { mapLimit, sleep, type Summary, summarize } from './stats.js';
@@ -28,7 +29,10 @@ export interface RealStormResult {
   /** Signal → each supervisor's `handover_complete` (its successor serves). */
   complete_after_ms: Summary;
   lost: number;
-  doubled: number;
+  /** Each allocation's audit history by kind, and double allocations (absent in runs before it was recorded). */
+  histories?: Histories;
+  /** Runs before `histories`: any history other than a clean reclaim, or a second live allocation. */
+  doubled?: number;
   /** Gateways whose supervisor did not log `handover_complete` within the time limit. */
   timed_out: number;
   /** Gateways whose handover failed at least once (`handover_failed`) before it completed: they end above epoch 2. */
@@ -147,32 +151,26 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       }
     });
 
-    // Check: every allocation still its organization's and active, on its gateway; one live allocation per
-    // organization; and for the gateways whose handover succeeded at once, epoch 2 and the audit trail
-    // allocated → restart_requested → reclaimed.
+    // Check: every allocation still its organization's and active, on its gateway; the histories by kind (a
+    // retried handover's history is an "other" one, listed with its trail).
     const status = await g.client(0).status(g.admin);
     if (status.status !== 200) throw new Error(`status answered ${status.status}`);
+    const histories = noHistories();
+    countDoubleAllocations(histories, status.body.gateways);
     const live = new Map(status.body.gateways.filter((e) => e.allocation_id).map((e) => [e.allocation_id!, e]));
     let lost = 0;
     const lostTrails: string[] = [];
-    let doubled = Math.max(0, live.size - members.length);
     await mapLimit(members, 8, async (m, i) => {
+      const history = await g.client(i).allocation(g.admin, m.allocationId!);
+      if (history.status !== 200) throw new Error(`allocation ${m.allocationId} answered ${history.status}`);
+      countHistory(histories, history.body.events);
       const e = live.get(m.allocationId!);
       if (!e || e.state !== 'active' || e.organization_id !== m.organizationId || e.gateway_id !== m.gatewayId) {
         lost++;
-        const history = await g.client(i).allocation(g.admin, m.allocationId!);
         lostTrails.push(
-          history.status === 200
-            ? `${history.body.events.map((ev) => `${ev.kind} ${ev.epoch}${ev.reason ? ` (${ev.reason})` : ''}`).join(' → ')}; ` +
-                `${history.body.state}${history.body.ended_reason ? ` (${history.body.ended_reason})` : ''}`
-            : `history answered ${history.status}`,
+          `${trailOf(history.body.events)}; ${history.body.state}${history.body.ended_reason ? ` (${history.body.ended_reason})` : ''}`,
         );
-        return;
       }
-      if (e.epoch !== 2) return; // a retried handover (counted in `retried`)
-      const history = await g.client(i).allocation(g.admin, m.allocationId!);
-      const kinds = history.status === 200 ? history.body.events.map((ev) => ev.kind).join(',') : '';
-      if (kinds !== 'allocated,restart_requested,reclaimed') doubled++;
     });
 
     const last = members[0]!;
@@ -182,7 +180,7 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       total_ms: done.length === members.length ? Math.max(...done) : Number.NaN,
       complete_after_ms: summarize(done),
       lost,
-      doubled,
+      histories,
       timed_out: members.length - done.length,
       retried,
       handover_failures: failures,

@@ -1,8 +1,10 @@
 /** The benchmark's figures as a table on the terminal, and as BENCHMARKS.md. */
 import { readFileSync } from 'node:fs';
+import type { FirstStartResult } from './first-start.js';
 import type { HttpFloor, SqlFloor } from './floors.js';
 import { HANDOVER_STAGES, type HandoverResult, POLL_INTERVAL_MS } from './handover.js';
 import type { HotRestartMode, HotRestartResult } from './hot-restart.js';
+import { describeHistories, type Histories } from './histories.js';
 import type { Machine } from './machine.js';
 import type { RealStormResult } from './real-storm.js';
 import type { StateHandoverRow, ThroughputRow } from './state.js';
@@ -37,6 +39,7 @@ export interface BenchResults {
   hot_restart?: HotRestartResult;
   state_handover?: StateHandoverRow[];
   state_throughput?: (ThroughputRow | { backend: string; skipped: string })[];
+  first_start?: FirstStartResult;
   storms: StormRow[];
   real_storms: StormRow[];
   sql_floor_pglite?: SqlFloor;
@@ -58,6 +61,13 @@ const rate = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '�
 
 const sizeLabel = (bytes: number) => (bytes === 0 ? 'no state' : `${fmt(bytes / (1024 * 1024))} MiB`);
 const plus = (n: number) => `${n < 0 ? '−' : '+'}${fmt(Math.abs(n))} ms`;
+
+type Checked = { histories?: Histories; doubled?: number };
+/** Double allocations; in a run before histories were recorded, its `doubled` (which lumped every other history in). */
+const doubleAllocations = (s: Checked) => s.histories?.double_allocation ?? s.doubled ?? Number.NaN;
+/** The audit histories by kind with their counts, every one that is not a clean reclaim listed with its trail. */
+export const historiesOf = (s: Checked) =>
+  s.histories ? describeHistories(s.histories) : `not recorded by kind in this run: ${s.doubled ?? '–'} "doubled" (any other history)`;
 
 const sqlFloorFor = (r: BenchResults, row: StormRow) => (row.kind === 'pglite' ? r.sql_floor_pglite : r.sql_floor_postgres);
 
@@ -130,6 +140,24 @@ export function evaluateTargets(r: BenchResults): Target[] {
       status: status(row.failed === 0 && row.intact),
     });
   }
+  if (r.first_start) {
+    const { first, reopen, origins } = r.first_start;
+    const seeded = origins.every((o) => o === 'seeded');
+    const timeRatio = first.start_ms / reopen.start_ms;
+    const rssRatio = first.rss_mib / reopen.rss_mib;
+    targets.push({
+      what: `PGlite's first start (${origins.join(', ')}), spawn → listening`,
+      target: '≤ 1.5 × a reopen, no initdb',
+      measured: `${ms(first.start_ms)} = ${x(timeRatio)} a reopen (${ms(reopen.start_ms)})`,
+      status: status(seeded && timeRatio <= 1.5),
+    });
+    targets.push({
+      what: "PGlite's first start, resident a second after listening",
+      target: '≤ 1.2 × a reopen',
+      measured: `${mib(first.rss_mib)} = ${x(rssRatio)} a reopen (${mib(reopen.rss_mib)})`,
+      status: status(rssRatio <= 1.2),
+    });
+  }
   for (const row of r.storms) {
     const limit = row.kind === 'pglite' ? 2000 : 1000;
     if (row.skipped) {
@@ -149,10 +177,10 @@ export function evaluateTargets(r: BenchResults): Target[] {
       status: status(s && s.errors.length === 0 ? s.total_ms <= limit : undefined),
     });
     targets.push({
-      what: `Storm: lost and doubled allocations, ${row.backend}`,
+      what: `Storm: lost allocations and double allocations, ${row.backend}`,
       target: '0 and 0',
-      measured: s ? `${s.lost} and ${s.doubled}${s.errors.length ? ` (${s.errors.length} errors)` : ''}` : 'failed',
-      status: status(s ? s.lost === 0 && s.doubled === 0 && s.errors.length === 0 : undefined),
+      measured: s ? `${s.lost} and ${doubleAllocations(s)}${s.errors.length ? ` (${s.errors.length} errors)` : ''}` : 'failed',
+      status: status(s ? s.lost === 0 && doubleAllocations(s) === 0 && s.errors.length === 0 : undefined),
     });
     const floor = sqlFloorFor(r, row);
     if (s && floor) {
@@ -168,13 +196,13 @@ export function evaluateTargets(r: BenchResults): Target[] {
   for (const row of r.real_storms) {
     if (row.skipped || !row.real) continue;
     targets.push({
-      what: `Real storm (${row.real.gateways} processes): lost and doubled, ${row.backend}`,
+      what: `Real storm (${row.real.gateways} processes): lost allocations and double allocations, ${row.backend}`,
       target: '0 and 0',
       measured:
-        `${row.real.lost} and ${row.real.doubled}` +
+        `${row.real.lost} and ${doubleAllocations(row.real)}` +
         (row.real.timed_out ? ` (${row.real.timed_out} handovers not complete in time)` : '') +
         (row.real.retried ? ` (${row.real.retried} handovers failed first and were retried: allocation kept, epoch > 2)` : ''),
-      status: status(row.real.lost === 0 && row.real.doubled === 0 && row.real.timed_out === 0),
+      status: status(row.real.lost === 0 && doubleAllocations(row.real) === 0 && row.real.timed_out === 0),
     });
   }
   const pgRows = r.storms.filter((row) => row.kind === 'postgres');
@@ -284,6 +312,15 @@ function rows(r: BenchResults): string[][] {
       x(b.cold.cold_ms.median / b.handover_ms.median),
     ]);
   }
+  const f = r.first_start;
+  if (f) {
+    out.push([
+      `2b. PGlite's first start, new data directory from the seed (median of ${f.samples}): spawn → listening; resident`,
+      `${ms(f.first.start_ms)}; ${mib(f.first.rss_mib)}`,
+      `reopening it: ${ms(f.reopen.start_ms)}; ${mib(f.reopen.rss_mib)}`,
+      `${x(f.first.start_ms / f.reopen.start_ms)}; ${x(f.first.rss_mib / f.reopen.rss_mib)}`,
+    ]);
+  }
   for (const row of r.storms) {
     const label = `3. Storm, ${r.sizes.stormGateways} simulated gateways, ${row.backend}`;
     if (row.skipped) {
@@ -303,11 +340,12 @@ function rows(r: BenchResults): string[][] {
       floor ? x(s.total_ms / ((s.calls / floor.statements_per_second) * 1000)) : '',
     ]);
     out.push([
-      `${label}: protocol calls/s; lost, doubled`,
-      `${rate(s.calls_per_second)}; ${s.lost}, ${s.doubled}`,
+      `${label}: protocol calls/s; lost, double allocations`,
+      `${rate(s.calls_per_second)}; ${s.lost}, ${doubleAllocations(s)}`,
       floor ? `raw UPDATE … RETURNING: ${rate(floor.statements_per_second)}` : '',
       floor ? x(s.calls_per_second / floor.statements_per_second) : '',
     ]);
+    out.push([`${label}: audit histories by kind`, historiesOf(s), '', '']);
   }
   if (r.http_floor) {
     for (const row of r.storms.filter((row) => row.result)) {
@@ -333,14 +371,15 @@ function rows(r: BenchResults): string[][] {
     const startMs = b?.floor_ms.median ?? hot?.floor_ms.median;
     const cpuFloor = startMs === undefined ? Number.NaN : (s.gateways * startMs) / r.machine.cores;
     out.push([
-      `${label}: all handed over; per gateway p50 / p99; lost, doubled; retried`,
-      `${ms(s.total_ms)}; ${ms(s.complete_after_ms.median)} / ${ms(s.complete_after_ms.p99)}; ${s.lost}, ${s.doubled}; ${s.retried ?? '–'}`,
+      `${label}: all handed over; per gateway p50 / p99; lost, double allocations; retried`,
+      `${ms(s.total_ms)}; ${ms(s.complete_after_ms.median)} / ${ms(s.complete_after_ms.p99)}; ${s.lost}, ${doubleAllocations(s)}; ${s.retried ?? '–'}`,
       startMs === undefined ? '' : `${s.gateways} process starts on ${r.machine.cores} cores: ${ms(cpuFloor)}`,
       startMs === undefined ? '' : x(s.total_ms / cpuFloor),
     ]);
+    out.push([`${label}: audit histories by kind`, historiesOf(s), '', '']);
   }
   for (const row of r.storms.filter((row) => row.rss_idle_mib)) {
-    const first = row.rss_first_start_mib === undefined ? '' : `first start (initdb) ${mib(row.rss_first_start_mib)}, `;
+    const first = row.rss_first_start_mib === undefined ? '' : `first start (from the seed) ${mib(row.rss_first_start_mib)}, `;
     out.push([
       `5. Ganymede resident, ${row.backend}${row.replicas > 1 ? ' (largest)' : ''}: idle; after the storm`,
       `${first}${mib(maxOf(row.rss_idle_mib))}; ${mib(maxOf(row.rss_after_mib))}`,
@@ -387,7 +426,7 @@ export function renderMarkdown(r: BenchResults): string {
         `${ms(s.sequence_ms.median)} / ${ms(s.sequence_ms.p99)}`,
         rate(s.calls_per_second),
         `${fmt(s.cpu_ms.ganymede)} / ${fmt(s.cpu_ms.clients)} / ${fmt(s.cpu_ms.postgres)} of ${fmt(s.cpu_ms.available)}`,
-        `${s.lost} / ${s.doubled}`,
+        `${s.lost} / ${doubleAllocations(s)}`,
       ];
     });
   const b = r.handover;
@@ -453,7 +492,7 @@ ${stages}${hotDetails}${
 **The simulated storms** (p50 / p99; CPU used during the storm by Ganymede / the benchmark's clients / PostgreSQL's
 processes, of the machine's cores × the storm's wall time):
 
-${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / doubled'], stormDetails)}
+${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / double allocations'], stormDetails)}
 `
       : ''
   }${retriedDetails}
@@ -462,8 +501,8 @@ ${analysis}
 ## Method
 
 - **Processes.** Ganymede is the real \`ganymede serve\` (plain node running its bundle, log level info, stdout read by
-  the benchmark), one per replica; PGlite in a data directory that was initialised by a first start and then
-  reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
+  the benchmark), one per replica; PGlite in a data directory that was created by a first start (a copy of the
+  seed \`pnpm build\` ships) and then reopened (as a server usually starts); PostgreSQL in a schema of its own, dropped after. Gateways are the real
   \`gateway supervise\` / \`gateway run\` CLIs.
 - **1. Handover time.** One supervised gateway serving one organization, restarted ${r.sizes.restarts} times as
   \`gateway reload\` does it (reload marker, SIGHUP to the supervisor). A restart is a hot handover: the old process
@@ -500,6 +539,10 @@ ${analysis}
 - **2. Before the protocol** (${r.sizes.coldCycles} cycles): the gateway stopped (SIGTERM: /gateway/stop, the allocation ends),
   started again (it comes up idle), then the organization's \`/gateway/start\` (Ganymede tells the gateway, which
   claims), until served. Machine time only: the user's page reload that triggered the last step is not counted.
+- **2b. First start.** ${r.first_start?.samples ?? r.sizes.firstStarts ?? 5} new PGlite data directories, each started with \`ganymede serve\` (the
+  directory is copied from the seed \`pnpm build\` made: no initdb), stopped, and started again (a reopen). Each
+  start: from just before the spawn to its \`Server listening\` line; resident a second later. Medians. **Floor**:
+  the reopens, same run. Targets: first start ≤ 1.5 × a reopen's time and ≤ 1.2 × its resident size.
 - **3. Storm, simulated.** ${r.sizes.stormGateways} gateways registered through the admin API, each ready, allocated and claimed
   (epoch 1), outside the timing. Then all restart at once: each does, with the real typed client
   (\`createGanymedeClient\`), what a restarted gateway does: \`/gateway/restart\` (the old process) then
@@ -507,16 +550,19 @@ ${analysis}
   With several replicas, each call of a gateway goes to the next replica. (Simulated gateways do not renew their
   liveness leases: Ganymede runs with one-hour leases here.) Timed until every allocation is back at
   epoch 2. Then every allocation and its audit trail are checked through the admin API: **lost** = not active at
-  epoch 2 on its gateway and organization; **doubled** = a second live allocation for an organization, or an audit
-  trail other than allocated → restart_requested → reclaimed.
+  epoch 2 on its gateway and organization; then the **audit histories by kind** (below).
 - **3b. Storm, real.** ${r.sizes.realGateways} \`gateway supervise\` processes (each with its child), each serving an organization,
   all reloaded at once (hot handovers: each old process serves until its successor accepts); timed until every
   supervisor logged \`handover_complete\`. **Lost** = its allocation no longer active for its organization on its
-  gateway; **doubled** = a second live allocation for an organization, or, for a handover that succeeded at once, an
-  audit trail other than allocated → restart_requested → reclaimed; **retried** = handovers whose successor failed
-  first (not ready within the handover timeout, the gateway's default 30 s): the old process withdrew the restart
-  and served on, the supervisor tried again, the allocation ends above epoch 2. Its floor: that many process
-  starts (the handover floor's median) spread over the cores.
+  gateway; the **audit histories by kind** (below); **retried** = handovers whose successor failed first (not ready
+  within the handover timeout, the gateway's default 30 s): the old process withdrew the restart and served on,
+  the supervisor tried again, the allocation ends above epoch 2 (its history is an "other" one, listed). Its floor:
+  that many process starts (the handover floor's median) spread over the cores.
+- **Audit histories by kind** (3 and 3b; scripts/bench/histories.ts), each allocation's events after the storm:
+  **clean reclaim** = allocated → restart_requested → reclaimed; **crash reclaim** = allocated → reclaimed with no
+  restart_requested (the successor reclaimed a crashed process's allocation: the old process ran out of its
+  shutdown budget, or died, before it asked for the restart); **other** = anything else, each trail listed with its
+  count. **Double allocation** = an organization with two live allocations (from the pool's status): must be 0.
 - **4. Floors.** HTTP: a bare Fastify JSON POST route (no contract, validation, logging or database), loaded by
   autocannon from another process (${r.http_floor?.connections ?? 10} connections, ${r.sizes.autocannonSeconds} s). SQL: a single-row
   \`UPDATE … RETURNING\` through the same database door Ganymede uses: PGlite's one connection in a data directory;

@@ -10,7 +10,7 @@ import { closeWithin, createServer, type HttpTimeouts, LOG_REDACT } from '@ganym
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadSigningKey, Tokens } from './auth.js';
-import type { Database } from './db/database.js';
+import type { Database, DataDirOrigin } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { DEFAULT_POOL_SIZE, openDatabase, type StorageOptions } from './db/open.js';
 import { serveDashboard } from './dashboard/static-files.js';
@@ -74,6 +74,13 @@ export const DEFAULTS = {
   metricsOpen: false,
 };
 
+/** The log line's words for each way a data directory is opened. */
+const DATA_DIR_OPENED: Record<DataDirOrigin, string> = {
+  reopened: 'reopened',
+  seeded: 'created from the shipped seed (no initdb)',
+  initdb: 'created by initdb (no seed found: run pnpm build)',
+};
+
 /** Where the page that browses the OpenAPI document is served (its assets come from the package: no CDN). */
 export const DOCS_PATH = '/docs';
 
@@ -108,6 +115,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
   const ownsDb = !options.db;
   const metrics = createMetrics();
   const db = timedDatabase(options.db ?? (await openDatabase(options)), metrics.queryDuration);
+  if (db.origin) log.info({ data_dir: persistentDir, origin: db.origin }, `data directory ${DATA_DIR_OPENED[db.origin]}`);
   let codeSchemaVersion: number;
   try {
     const { applied, version } = await migrate(db);

@@ -8,8 +8,16 @@ export interface Queryable {
   exec(text: string): Promise<void>;
 }
 
+/**
+ * How an embedded database in a data directory was opened: `reopened` (it existed), `seeded` (new, copied from the
+ * seed `pnpm build` ships: no initdb), `initdb` (new, and no seed was found).
+ */
+export type DataDirOrigin = 'reopened' | 'seeded' | 'initdb';
+
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /** PGlite in a data directory only. */
+  readonly origin?: DataDirOrigin;
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -1,22 +1,28 @@
 import { PGlite } from '@electric-sql/pglite';
-import type { Database } from './database.js';
+import { existsSync } from 'node:fs';
+import type { Database, DataDirOrigin } from './database.js';
 import { lockDataDir } from './dir-lock.js';
+import { seedPgdata } from './seed.js';
 
 /**
  * Embedded PostgreSQL in `${dataDir}/pgdata`, owned by this process alone for as long as it is open (see
- * dir-lock.ts). `dataDir` undefined keeps everything in memory.
+ * dir-lock.ts). `dataDir` undefined keeps everything in memory. A new directory is copied from the seed (seed.ts).
  */
 export async function openPglite(dataDir?: string): Promise<Database> {
   const lock = dataDir === undefined ? undefined : await lockDataDir(dataDir);
   let db: PGlite;
+  let origin: DataDirOrigin | undefined;
   try {
-    db = await PGlite.create(dataDir === undefined ? undefined : `${dataDir}/pgdata`);
+    const pgdata = dataDir === undefined ? undefined : `${dataDir}/pgdata`;
+    if (pgdata !== undefined) origin = existsSync(pgdata) ? 'reopened' : (await seedPgdata(pgdata)) ? 'seeded' : 'initdb';
+    db = await PGlite.create(pgdata);
   } catch (error) {
     await lock?.release();
     throw error;
   }
   return {
     kind: 'pglite',
+    origin,
     query: (text, params) => db.query(text, params) as never,
     exec: async (text) => void (await db.exec(text)),
     // PGlite has one connection: inside a transaction every query must go through `tx`.

@@ -21,6 +21,7 @@ export function timedDatabase(db: Database, histogram: Histogram<'backend'>): Da
   });
   return {
     kind: db.kind,
+    origin: db.origin,
     ...timedQueryable(db),
     transaction: (fn) => db.transaction((tx) => fn(timedQueryable(tx))),
     close: () => db.close(),
