@@ -104,6 +104,8 @@ export class Gateway implements GatewayView {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
   private leaseSeconds = 10;
+  /** Ganymede has no /gateway/reclaim (an older one): boot and resettle with /gateway/config, then /gateway/ready. */
+  private reclaimUnsupported = false;
   /** Ganymede has no /gateway/lease (an older one): no renewals, ever (for this process). */
   private leasesUnsupported = false;
   /**
@@ -365,7 +367,7 @@ export class Gateway implements GatewayView {
   }
 
   /** One boot call, retried while it fails transiently (network, timeout, 5xx) within the boot budget. */
-  private bootCall<A extends { status: number; body: unknown }>(
+  private bootCall<A extends { status: number | string; body?: unknown }>(
     what: string,
     deadline: number,
     call: (signal: AbortSignal) => Promise<A>,
@@ -373,7 +375,8 @@ export class Gateway implements GatewayView {
     return retry(
       async () => {
         const answer = await call(this.abortBoot.signal);
-        if (answer.status >= 500) throw new GanymedeAnswerError(what, answer);
+        const { status, body } = answer;
+        if (typeof status === 'number' && status >= 500) throw new GanymedeAnswerError(what, { status, body });
         return answer;
       },
       {
@@ -403,7 +406,44 @@ export class Gateway implements GatewayView {
       );
     };
 
+    // One call where Ganymede has /gateway/reclaim; /gateway/config then /gateway/ready where it is older.
+    const reclaim = async (): Promise<'held' | 'idle' | 'older'> => {
+      readySentAt = ServeDeadline.now();
+      const answer = await this.bootCall('POST /gateway/reclaim', deadline, (signal) =>
+        unlessRouteMissing(this.client.reclaim(token, { instance_id }, { signal })),
+      );
+      if (answer.status === ROUTE_MISSING.status) {
+        this.reclaimUnsupported = true;
+        this.log.info({ event: 'reclaim_unsupported' }, 'Ganymede has no /gateway/reclaim (an older Ganymede): /gateway/config, then /gateway/ready');
+        return 'older';
+      }
+      this.failpoint('gateway:after:reclaim');
+      if (answer.status === 404 || answer.status === 409) {
+        this.log.info({ event: 'config', allocation_id: null, error: answer.body.error }, 'Ganymede holds no allocation for this gateway');
+        return 'idle';
+      }
+      if (answer.status !== 200) throw new GanymedeAnswerError('POST /gateway/reclaim', answer);
+      const { allocation_id, organization_id, state, epoch, reclaimed } = answer.body;
+      this.readyAnswered(answer.body, readySentAt);
+      await this.hold(answer.body, { allocation_id, organization_id, state, epoch }, deadline);
+      this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${epoch}`);
+      return 'held';
+    };
+
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      const reclaimed = this.reclaimUnsupported ? 'older' : await reclaim();
+      if (reclaimed === 'held') return;
+      if (reclaimed === 'idle') {
+        const idle = await ready(null);
+        if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
+        this.readyAnswered(idle.body, readySentAt);
+        if (idle.body.allocation === null) return;
+        this.log.info(
+          { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
+          'allocated while coming up idle: claiming it',
+        );
+        continue;
+      }
       const configured = await config();
       this.failpoint('gateway:after:config');
       if (configured.status === 200) {
@@ -456,7 +496,7 @@ export class Gateway implements GatewayView {
    * What every 200 from /gateway/ready (sent at `sentAt`) tells this process: its lease length and renew deadline
    * (the ready renewed the lease), and the key that verifies notices.
    */
-  private readyAnswered(body: ReadyBody, sentAt: number): void {
+  private readyAnswered(body: Pick<ReadyBody, 'lease' | 'notice_key'>, sentAt: number): void {
     this.leaseSeconds = body.lease.seconds;
     this.deadline.renewed(sentAt, body.lease.renew_deadline_ms);
     if (body.notice_key === undefined) {
