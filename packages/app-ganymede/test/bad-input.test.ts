@@ -404,6 +404,15 @@ const cases: Case[] = [
     headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
     body: () => JSON.stringify({ allocation_id: null, instance_id: randomUUID() }),
   },
+  // reclaim, like config, names no allocation: the token's gateway is the only one it can claim for.
+  ...postCases('reclaim'),
+  {
+    route: 'reclaim',
+    name: 'the token of an unregistered gateway',
+    status: 403,
+    headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
+    body: () => JSON.stringify({ instance_id: randomUUID() }),
+  },
   ...postCases('lease'),
   {
     route: 'lease',
