@@ -408,6 +408,7 @@ export class Gateway implements GatewayView {
 
     // One call where Ganymede has /gateway/reclaim; /gateway/config then /gateway/ready where it is older.
     const reclaim = async (): Promise<'held' | 'idle' | 'older'> => {
+      this.failpoint('gateway:before:reclaim');
       readySentAt = ServeDeadline.now();
       const answer = await this.bootCall('POST /gateway/reclaim', deadline, (signal) =>
         unlessRouteMissing(this.client.reclaim(token, { instance_id }, { signal })),
