@@ -433,8 +433,7 @@ const cases: Case[] = [
     status: 415,
     code: 'unsupported_media_type',
     how: 'text/plain',
-    run: async () =>
-      send('reclaim', { headers: { ...(await gateway()).auth, 'content-type': 'text/plain' }, body: randomUUID() }),
+    run: async () => send('reclaim', { headers: { ...(await gateway()).auth, 'content-type': 'text/plain' }, body: randomUUID() }),
   },
   {
     route: 'reclaim',

@@ -125,7 +125,12 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['instance_id "NaN"', json({ instance_id: 'NaN' }), 400, 'bad_request'],
     ['instance_id 2**53', `{"instance_id":${TWO_POW_53}}`, 400, 'bad_request'],
     ['instance_id with invalid UTF-8 bytes', withInvalidUtf8('{"instance_id":"', '"}'), 400, 'bad_request'],
-    ['an allocation_id besides (the gateway holds it: never named)', json({ instance_id: ids.instanceA, allocation_id: ids.allocationA }), 400, 'bad_request'],
+    [
+      'an allocation_id besides (the gateway holds it: never named)',
+      json({ instance_id: ids.instanceA, allocation_id: ids.allocationA }),
+      400,
+      'bad_request',
+    ],
     ['a __proto__ key', `{"__proto__":{"polluted":true},"instance_id":"${ids.instanceA}"}`, 400, 'bad_request'],
     ['a body past 64 KiB', json({ instance_id: ids.instanceA, pad: OVERSIZE }), 413, 'payload_too_large'],
     ['text/plain', ids.instanceA, 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],

@@ -258,7 +258,8 @@ class Run {
       case 'ready': {
         const process = m.process(c.gw, c.who);
         if (!process) return 'skipped: no process';
-        if (c.target === 'reclaim') return process.instance === null ? 'skipped: an older gateway' : (await this.reclaim(c.gw, process)).line;
+        if (c.target === 'reclaim')
+          return process.instance === null ? 'skipped: an older gateway' : (await this.reclaim(c.gw, process)).line;
         const target =
           c.target === 'idle'
             ? null

@@ -3,8 +3,10 @@
  *
  * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures
  *           (under a supervisor, settle only: the supervisor says when to `listen()` on its socket):
- *           /gateway/config 200 → /gateway/ready {allocation_id} → serving at the epoch /ready answers;
- *           /gateway/config 404 (or the allocation is gone) → /gateway/ready {allocation_id: null} → idle.
+ *           /gateway/reclaim 200 → serving at the epoch it answers (config and ready in one call);
+ *           /gateway/reclaim 404 or 409 (nothing held, or the claim ended it) → /gateway/ready {allocation_id: null} → idle.
+ *           An older Ganymede without /gateway/reclaim: /gateway/config 200 → /gateway/ready {allocation_id} → serving
+ *           at the epoch /ready answers; /gateway/config 404 (or the allocation is gone) → idle as above.
  * allocated(): Ganymede's notice on an idle gateway; its token checked against the notice key /gateway/ready gave
  *           (refused 401 otherwise, without a call to Ganymede), then verified with /gateway/config and claimed
  *           with /gateway/ready.
@@ -415,7 +417,10 @@ export class Gateway implements GatewayView {
       );
       if (answer.status === ROUTE_MISSING.status) {
         this.reclaimUnsupported = true;
-        this.log.info({ event: 'reclaim_unsupported' }, 'Ganymede has no /gateway/reclaim (an older Ganymede): /gateway/config, then /gateway/ready');
+        this.log.info(
+          { event: 'reclaim_unsupported' },
+          'Ganymede has no /gateway/reclaim (an older Ganymede): /gateway/config, then /gateway/ready',
+        );
         return 'older';
       }
       this.failpoint('gateway:after:reclaim');

@@ -232,7 +232,10 @@ describe('gateway run', () => {
     const scenario = allocationAnswers({ allocated: true });
     const { fake, gateway } = await start({
       ...scenario.answers,
-      reclaim: () => ({ status: 409, body: { error: 'allocation_ended', message: 'the gateway kept dying: the allocation ended (crash_loop)' } }),
+      reclaim: () => ({
+        status: 409,
+        body: { error: 'allocation_ended', message: 'the gateway kept dying: the allocation ended (crash_loop)' },
+      }),
     });
     await gateway.waitForLog((r) => r.event === 'idle');
     expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
@@ -245,8 +248,8 @@ describe('gateway run', () => {
   });
 
   it.each([
-    ['Fastify\'s', { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/reclaim not found' }],
-    ['the contract\'s', { error: 'not_found', message: 'no route POST /gateway/reclaim' }],
+    ["Fastify's", { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/reclaim not found' }],
+    ["the contract's", { error: 'not_found', message: 'no route POST /gateway/reclaim' }],
   ])('an older Ganymede without /gateway/reclaim (%s 404): /config then /ready, said once', async (_, notFound) => {
     const scenario = allocationAnswers({ allocated: true, epoch: 2 });
     const { fake, gateway } = await start({ ...scenario.answers, reclaim: () => ({ status: 404, body: notFound }) });

@@ -145,7 +145,12 @@ export function ready(
  * named. `not_found` when the gateway holds none: then nothing changes (the process goes on with an idle `ready`).
  * A concurrent end between finding the allocation and locking it answers `ended`.
  */
-export function reclaim(db: Queryable, gatewayId: string, instanceId: string, policy: LivenessPolicy = DEFAULT_LIVENESS): Promise<ReadyResult> {
+export function reclaim(
+  db: Queryable,
+  gatewayId: string,
+  instanceId: string,
+  policy: LivenessPolicy = DEFAULT_LIVENESS,
+): Promise<ReadyResult> {
   return claim(db, gatewayId, null, instanceId, policy, 'v2', true);
 }
 
