@@ -31,6 +31,8 @@ import {
   LeaseResponse,
   ReadyBody,
   ReadyResponse,
+  ReclaimBody,
+  ReclaimResponse,
   RestartBody,
   RestartResponse,
   StartBody,
@@ -82,6 +84,15 @@ export const ganymedeContract = c.router(
       headers: BearerHeaders,
       body: ReadyBody,
       responses: { ...authed, 200: ReadyResponse, 404: ErrorBody, 409: ErrorBody },
+    },
+    reclaim: {
+      method: 'POST',
+      path: '/gateway/reclaim',
+      summary:
+        "A restarted gateway process reclaims the allocation its gateway holds in one call (gateway token): /gateway/config's answer, claimed at once as /gateway/ready {allocation_id, instance_id} would claim it (epoch + 1 for a reclaim, crash-loop limit, lease renewed), in one statement. 404 no_allocation when the gateway holds none (nothing changes: say ready idle); 409 allocation_ended when the claim ended it (crash_loop).",
+      headers: BearerHeaders,
+      body: ReclaimBody,
+      responses: { ...authed, 200: ReclaimResponse, 404: ErrorBody, 409: ErrorBody },
     },
     lease: {
       method: 'POST',

@@ -98,6 +98,28 @@ export const ganymedeExamples = {
       409: err('allocation_ended', 'the allocation has ended'),
     },
   },
+  reclaim: {
+    request: { headers: auth, body: { instance_id: INSTANCE } },
+    responses: {
+      ...authed,
+      200: {
+        ...allocation,
+        organization_token: TOKEN,
+        state: 'active',
+        epoch: 3,
+        restart_deadline: null,
+        organization_name: '',
+        projects: [],
+        project_names: [],
+        members: [],
+        reclaimed: true,
+        lease: { expires_at: AT, seconds: 10, renew_deadline_ms: 15_000 },
+        notice_key: NOTICE_KEY,
+      },
+      404: err('no_allocation', 'this gateway holds no live allocation'),
+      409: err('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)'),
+    },
+  },
   lease: {
     request: { headers: auth, body: { instance_id: INSTANCE, allocation_id: ALLOCATION, epoch: 3 } },
     responses: {

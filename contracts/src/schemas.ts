@@ -178,6 +178,24 @@ export const ReadyResponse = z.object({
   notice_key: NoticeKey.optional(),
 });
 
+export const ReclaimBody = z
+  .object({
+    /** Identifies this process, as in /gateway/ready: a repeat from the same process does not bump the epoch. */
+    instance_id: Uuid,
+  })
+  .strict();
+
+/**
+ * /gateway/config's answer and /gateway/ready's claim in one: the allocation as it is after the claim (active, at
+ * the epoch it was claimed at: epoch + 1 for a reclaim, with no restart deadline), its organization token, and
+ * what /gateway/ready answers besides (`reclaimed`, `lease`, `notice_key`).
+ */
+export const ReclaimResponse = ConfigResponse.extend({
+  reclaimed: z.boolean(),
+  lease: Lease,
+  notice_key: NoticeKey,
+});
+
 export const LeaseBody = z
   .object({
     instance_id: Uuid,

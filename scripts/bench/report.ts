@@ -492,7 +492,7 @@ ${stages}${hotDetails}${
 **The simulated storms** (p50 / p99; CPU used during the storm by Ganymede / the benchmark's clients / PostgreSQL's
 processes, of the machine's cores × the storm's wall time):
 
-${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 3 calls", 'calls/s', 'CPU ms', 'lost / double allocations'], stormDetails)}
+${mdTable(['backend', 'all reclaimed', 'reclaimed after (per gateway)', "one gateway's 2 calls", 'calls/s', 'CPU ms', 'lost / double allocations'], stormDetails)}
 `
       : ''
   }${retriedDetails}
@@ -546,7 +546,7 @@ ${analysis}
 - **3. Storm, simulated.** ${r.sizes.stormGateways} gateways registered through the admin API, each ready, allocated and claimed
   (epoch 1), outside the timing. Then all restart at once: each does, with the real typed client
   (\`createGanymedeClient\`), what a restarted gateway does: \`/gateway/restart\` (the old process) then
-  \`/gateway/config\` and \`/gateway/ready\` (the new one), at most ${r.sizes.stormConcurrency} gateways in flight, from this process.
+  \`/gateway/reclaim\` (the new one: config and ready in one call), at most ${r.sizes.stormConcurrency} gateways in flight, from this process.
   With several replicas, each call of a gateway goes to the next replica. (Simulated gateways do not renew their
   liveness leases: Ganymede runs with one-hour leases here.) Timed until every allocation is back at
   epoch 2. Then every allocation and its audit trail are checked through the admin API: **lost** = not active at

@@ -1,8 +1,8 @@
 /**
  * Restart storm, simulated gateways: `count` gateways registered through the admin API, each ready, allocated
  * and claimed (epoch 1). Then all restart at once: each does what a restarted gateway process does, with the
- * real typed client, at bounded concurrency: /gateway/restart (the old process), then /gateway/config and
- * /gateway/ready (the new one). Timed until every allocation is reclaimed (epoch 2); then every allocation and
+ * real typed client, at bounded concurrency: /gateway/restart (the old process), then /gateway/reclaim (the new
+ * one: config and ready in one call). Timed until every allocation is reclaimed (epoch 2); then every allocation and
  * its audit trail is checked through the admin API: none lost, the histories by kind (histories.ts).
  */
 import { randomUUID } from 'node:crypto';
@@ -21,7 +21,7 @@ export interface StormResult {
   total_ms: number;
   /** Per gateway: from the storm's start to its reclaim (what a gateway waited, queueing included). */
   reclaimed_after_ms: Summary;
-  /** Per gateway: its own three calls, restart to reclaimed. */
+  /** Per gateway: its own two calls, restart to reclaimed. */
   sequence_ms: Summary;
   calls: number;
   calls_per_second: number;
@@ -105,12 +105,14 @@ async function storm(g: BenchGanymede, options: { count: number; concurrency: nu
         const restart = await g.client(i).restart(h.organizationToken, { reason: 'reload', epoch: 1, allocation_id: h.allocationId });
         if (restart.status !== 200) throw new Error(`restart answered ${restart.status}`);
         calls++;
-        const config = await g.client(i + 1).config(h.gatewayToken);
-        if (config.status !== 200 || config.body.allocation_id !== h.allocationId) throw new Error(`config answered ${config.status}`);
-        calls++;
-        const ready = await g.client(i + 2).ready(h.gatewayToken, { allocation_id: h.allocationId, instance_id: randomUUID() });
-        if (ready.status !== 200 || !ready.body.reclaimed || ready.body.allocation?.epoch !== 2) {
-          throw new Error(`ready answered ${ready.status} ${JSON.stringify(ready.body)}`);
+        const reclaim = await g.client(i + 1).reclaim(h.gatewayToken, { instance_id: randomUUID() });
+        if (
+          reclaim.status !== 200 ||
+          reclaim.body.allocation_id !== h.allocationId ||
+          !reclaim.body.reclaimed ||
+          reclaim.body.epoch !== 2
+        ) {
+          throw new Error(`reclaim answered ${reclaim.status} ${JSON.stringify(reclaim.body)}`);
         }
         const done = performance.now();
         reclaimedAfter.push(done - t0);

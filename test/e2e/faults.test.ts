@@ -153,17 +153,17 @@ describe('the gateway killed at each step, then started again', () => {
     expect((await history(g, allocationId)).events.map((e) => [e.kind, e.reason])).toEqual(events);
   });
 
-  it.each(['gateway:after:config', 'gateway:after:ready'])(
+  it.each(['gateway:before:reclaim', 'gateway:after:reclaim'])(
     '%s while reclaiming: the next process holds it (epoch 2, or 3 after a reclaim)',
     async (failpoint) => {
       const g = await ganymede();
       const a = await gateway(g, 'run');
       const { organizationId, allocationId } = await allocate(g, a);
       await restartUnsupervised(g, a, allocationId);
-      // The first restarted process dies mid-boot (after /config, or after its /ready reclaimed at epoch 2).
+      // The first restarted process dies mid-boot (before its /reclaim, or after it reclaimed at epoch 2).
       const dying = await gatewayProcess(g, a.gw, 'run', { FAILPOINTS: failpoint });
       expect((await dying.proc.exited).signal).toBe('SIGKILL');
-      const expected = failpoint === 'gateway:after:ready' ? 3 : 2;
+      const expected = failpoint === 'gateway:after:reclaim' ? 3 : 2;
       // Awaited by epoch: the dying process's own ready line may reach us after its exit does.
       const reclaimed = gatewayReady(g, a.gw.gateway_id, expected);
       const b = await gatewayProcess(g, a.gw, 'run');

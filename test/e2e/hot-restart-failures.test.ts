@@ -26,7 +26,7 @@ const supervisorEvent = (p: GatewayProcess, event: string, from: number) =>
 describe('hot restart failures', () => {
   it('the successor crashes before reclaiming: the old child serves on, its restart withdrawn (active at its epoch); retried after a backoff', async () => {
     const g = await ganymede();
-    const p = await gateway(g, 'supervise', { FAILPOINTS: 'gateway:after:config@successor' });
+    const p = await gateway(g, 'supervise', { FAILPOINTS: 'gateway:before:reclaim@successor' });
     const { organizationId, allocationId, whoami } = await allocate(g, p);
     const load = await startLoadProcess({
       url: `${p.gw.url}/orgs/${organizationId}`,
@@ -63,7 +63,7 @@ describe('hot restart failures', () => {
 
   it('the successor crashes after reclaiming: the old child claims the allocation back and serves on', async () => {
     const g = await ganymede();
-    const p = await gateway(g, 'supervise', { FAILPOINTS: 'gateway:after:ready@successor' });
+    const p = await gateway(g, 'supervise', { FAILPOINTS: 'gateway:after:reclaim@successor' });
     const { organizationId, allocationId, whoami } = await allocate(g, p);
     const from = p.proc.logs.length;
     await p.cli('reload');

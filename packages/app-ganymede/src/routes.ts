@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ganymedeContract as contract } from '@ganymede/contracts';
+import { ganymedeContract as contract, type GatewayProtocol } from '@ganymede/contracts';
 import type { RouterImplementation } from '@ts-rest/fastify';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Tokens } from './auth.js';
@@ -11,7 +11,7 @@ import { notifyAllocated, notifyPlatformGateway } from './notify.js';
 import type { OpsRoute } from './ops-routes.js';
 import { addGateway, poolStatus } from './sql/gateways.js';
 import { type LivenessPolicy, renewLease } from './sql/liveness.js';
-import { type Allocation, eventsOf, getAllocation, liveAllocationOfGateway, poolEvents } from './sql/rows.js';
+import { type Allocation, eventsOf, type LiveAllocation, getAllocation, liveAllocationOfGateway, poolEvents } from './sql/rows.js';
 import { pullSnapshot, pushSnapshot } from './sql/snapshots.js';
 import * as transitions from './sql/transitions.js';
 import type { FencedResult } from './sql/transitions.js';
@@ -92,6 +92,68 @@ export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeo
     }
   }
 
+  /** /gateway/config's answer for the gateway's live allocation, with a fresh organization token. */
+  async function configOf(a: LiveAllocation) {
+    const organization_token = await tokens.sign({
+      typ: 'organization',
+      sub: a.allocation_id,
+      gateway_id: a.gateway_id,
+      organization_id: a.organization_id,
+    });
+    return {
+      gateway_id: a.gateway_id,
+      organization_id: a.organization_id,
+      organization_token,
+      allocation_id: a.allocation_id,
+      state: a.state,
+      epoch: a.epoch,
+      restart_deadline: a.restart_deadline,
+      // What the platform's gateway reads: Ganymede keeps no directory of organizations to fill them from.
+      organization_name: '',
+      projects: [],
+      project_names: [],
+      members: [],
+    };
+  }
+
+  /**
+   * Shared by /ready and /reclaim, once the claim's statement ran: a crash loop ends the allocation (409); otherwise
+   * the claim is logged (and timed, when it reclaimed) and answered with the lease and the notice key.
+   */
+  async function claimedAnswer(
+    result: Extract<transitions.ReadyResult, { kind: 'ok' | 'crash_loop' }> | { kind: 'ended' },
+    gatewayId: string,
+    protocol: GatewayProtocol,
+    startedAt: number,
+  ) {
+    if (result.kind === 'ended') return { status: 409 as const, body: fail('allocation_ended', 'the allocation has ended') };
+    if (result.kind === 'crash_loop') {
+      logTransition('crash_loop', result.allocation, 'crash_loop');
+      return { status: 409 as const, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
+    }
+    const a = result.allocation;
+    if (a && result.reclaimed) await deps.transitions.reclaimed(a, startedAt);
+    log.info(
+      {
+        gateway_id: gatewayId,
+        allocation_id: a?.allocation_id ?? null,
+        organization_id: a?.organization_id ?? null,
+        epoch: a?.epoch ?? null,
+        protocol,
+      },
+      'gateway ready',
+    );
+    return {
+      status: 200 as const,
+      body: {
+        allocation: a,
+        reclaimed: result.reclaimed,
+        lease: { ...result.lease, renew_deadline_ms: deps.margins.renewDeadlineMs },
+        notice_key: tokens.noticeKey(),
+      },
+    };
+  }
+
   return {
     start: async ({ headers, body }) => {
       const user = await authorize(contract.start, headers.authorization, 'user');
@@ -141,29 +203,7 @@ export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeo
       // A token of a gateway that is not (or no longer) registered is refused, as /gateway/ready does.
       if (a === undefined) return { status: 403, body: fail('forbidden', 'no such gateway is registered') };
       if (!a) return { status: 404, body: fail('no_allocation', 'this gateway holds no live allocation') };
-      const organization_token = await tokens.sign({
-        typ: 'organization',
-        sub: a.allocation_id,
-        gateway_id: a.gateway_id,
-        organization_id: a.organization_id,
-      });
-      return {
-        status: 200,
-        body: {
-          gateway_id: a.gateway_id,
-          organization_id: a.organization_id,
-          organization_token,
-          allocation_id: a.allocation_id,
-          state: a.state,
-          epoch: a.epoch,
-          restart_deadline: a.restart_deadline,
-          // What the platform's gateway reads: Ganymede keeps no directory of organizations to fill them from.
-          organization_name: '',
-          projects: [],
-          project_names: [],
-          members: [],
-        },
-      };
+      return { status: 200, body: await configOf(a) };
     },
 
     ready: async ({ headers, body }) => {
@@ -178,39 +218,30 @@ export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeo
       failpoint('ganymede:before:ready');
       const result = await transitions.ready(db, gatewayId, body.allocation_id, instanceId, deps.liveness, protocol);
       failpoint('ganymede:after:ready');
-      switch (result.kind) {
-        case 'not_found':
-          return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
-        case 'forbidden':
-          return { status: 403, body: fail('forbidden', 'that allocation belongs to another gateway') };
-        case 'ended':
-          return { status: 409, body: fail('allocation_ended', 'the allocation has ended') };
-        case 'crash_loop':
-          logTransition('crash_loop', result.allocation, 'crash_loop');
-          return { status: 409, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
+      if (result.kind === 'not_found') return { status: 404, body: fail('allocation_not_found', 'no such allocation') };
+      if (result.kind === 'forbidden') return { status: 403, body: fail('forbidden', 'that allocation belongs to another gateway') };
+      const claimed = await claimedAnswer(result, gatewayId, protocol, startedAt);
+      if (claimed.status !== 200) return claimed;
+      const { allocation: a, ...rest } = claimed.body;
+      return { status: 200, body: { gateway_id: gatewayId, allocation: served(a), ...rest } };
+    },
+
+    reclaim: async ({ headers, body }) => {
+      const startedAt = performance.now();
+      const { sub: gatewayId } = await authorize(contract.reclaim, headers.authorization, 'gateway');
+      failpoint('ganymede:before:ready');
+      const result = await transitions.reclaim(db, gatewayId, body.instance_id, deps.liveness);
+      failpoint('ganymede:after:ready');
+      if (result.kind === 'forbidden') return { status: 403, body: fail('forbidden', 'no such gateway is registered') };
+      // Nothing to claim, or it ended between finding and locking it: the process comes up idle either way.
+      if (result.kind === 'not_found' || result.kind === 'ended') {
+        return { status: 404, body: fail('no_allocation', 'this gateway holds no live allocation') };
       }
-      const a = result.allocation;
-      if (a && result.reclaimed) await deps.transitions.reclaimed(a, startedAt);
-      log.info(
-        {
-          gateway_id: gatewayId,
-          allocation_id: a?.allocation_id ?? null,
-          organization_id: a?.organization_id ?? null,
-          epoch: a?.epoch ?? null,
-          protocol,
-        },
-        'gateway ready',
-      );
-      return {
-        status: 200,
-        body: {
-          gateway_id: gatewayId,
-          allocation: served(a),
-          reclaimed: result.reclaimed,
-          lease: { ...result.lease, renew_deadline_ms: deps.margins.renewDeadlineMs },
-          notice_key: tokens.noticeKey(),
-        },
-      };
+      const claimed = await claimedAnswer(result, gatewayId, 'v2', startedAt);
+      if (claimed.status !== 200) return claimed;
+      const { allocation: a, ...rest } = claimed.body;
+      // A claim always answers the allocation it claimed, active (restarting no more) at the epoch it claimed.
+      return { status: 200, body: { ...(await configOf({ ...a!, state: 'active' })), ...rest } };
     },
 
     lease: async ({ headers, body }) => {

@@ -125,6 +125,7 @@ describe('token kinds', () => {
       start: { organization_id: world.organizationId },
       config: {},
       ready: { allocation_id: world.id, instance_id: randomUUID() },
+      reclaim: { instance_id: randomUUID() },
       lease: { instance_id: world.instanceId, allocation_id: world.id, epoch: 1 },
       stop: { reason: 'stop' },
       restart: { reason: 'reload' },

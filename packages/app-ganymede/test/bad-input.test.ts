@@ -37,6 +37,7 @@ const LIMIT_KIB: Record<keyof typeof validBody, number> = {
   start: 64,
   config: 64,
   ready: 64,
+  reclaim: 64,
   lease: 64,
   stop: 64,
   restart: 64,
@@ -114,6 +115,8 @@ const validBody: Record<Exclude<Route, 'status' | 'allocation' | 'events' | 'met
   start: () => ({ organization_id: world.freeOrganization }),
   config: () => ({}),
   ready: () => ({ allocation_id: world.a.id, instance_id: randomUUID() }),
+  // A's gateway, a new process: accepted, it would crash-reclaim A.
+  reclaim: () => ({ instance_id: randomUUID() }),
   // A's own process renewing: accepted, it would move A's lease.
   lease: () => ({ instance_id: world.a.instanceId, allocation_id: world.a.id, epoch: 1 }),
   stop: () => ({ reason: 'stop', epoch: 1 }),
@@ -156,6 +159,14 @@ const badFields: Record<keyof typeof validBody, [string, unknown][]> = {
     ['unknown field', { allocation_id: null, epoch: 2 }],
     ...BAD_UUIDS.map((u): [string, unknown] => [`allocation_id ${JSON.stringify(u)}`, { allocation_id: u }]),
     ...BAD_UUIDS.map((u): [string, unknown] => [`instance_id ${JSON.stringify(u)}`, { allocation_id: null, instance_id: u }]),
+  ],
+  reclaim: [
+    ['missing instance_id', {}],
+    ['instance_id null', { instance_id: null }],
+    ['instance_id a number', { instance_id: 1 }],
+    ['unknown field', { instance_id: randomUUID(), allocation_id: null }],
+    ['a JSON array', [randomUUID()]],
+    ...BAD_UUIDS.map((u): [string, unknown] => [`instance_id ${JSON.stringify(u)}`, { instance_id: u }]),
   ],
   lease: [
     ['missing instance_id', { allocation_id: null }],
@@ -392,6 +403,15 @@ const cases: Case[] = [
     status: 403,
     headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
     body: () => JSON.stringify({ allocation_id: null, instance_id: randomUUID() }),
+  },
+  // reclaim, like config, names no allocation: the token's gateway is the only one it can claim for.
+  ...postCases('reclaim'),
+  {
+    route: 'reclaim',
+    name: 'the token of an unregistered gateway',
+    status: 403,
+    headers: () => ({ ...world.unregistered, ...JSON_TYPE }),
+    body: () => JSON.stringify({ instance_id: randomUUID() }),
   },
   ...postCases('lease'),
   {

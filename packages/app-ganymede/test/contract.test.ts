@@ -367,6 +367,85 @@ const cases: Case[] = [
     },
   },
 
+  // reclaim
+  {
+    route: 'reclaim',
+    status: 200,
+    how: 'a new process reclaims its restarting allocation in one call',
+    run: async () => {
+      const a = await restarting();
+      const res = await send('reclaim', { headers: a.gw.auth, body: { instance_id: randomUUID() } });
+      expect(res.body).toMatchObject({ allocation_id: a.id, state: 'active', epoch: 2, restart_deadline: null, reclaimed: true });
+      return res;
+    },
+  },
+  {
+    route: 'reclaim',
+    status: 400,
+    code: 'bad_request',
+    how: 'no instance_id',
+    run: async () => send('reclaim', { headers: (await gateway()).auth, body: {} }),
+  },
+  {
+    route: 'reclaim',
+    status: 401,
+    code: 'unauthorized',
+    how: 'no Authorization',
+    run: async () => send('reclaim', { headers: {}, body: { instance_id: randomUUID() } }),
+  },
+  {
+    route: 'reclaim',
+    status: 403,
+    code: 'forbidden',
+    how: 'a gateway token of a gateway never registered',
+    run: async () => send('reclaim', { headers: await gatewayToken(), body: { instance_id: randomUUID() } }),
+  },
+  {
+    route: 'reclaim',
+    status: 404,
+    code: 'no_allocation',
+    how: 'the gateway is idle',
+    run: async () => send('reclaim', { headers: (await gateway()).auth, body: { instance_id: randomUUID() } }),
+  },
+  {
+    route: 'reclaim',
+    status: 409,
+    code: 'allocation_ended',
+    how: 'a crash reclaim past the crash-loop limit ends it',
+    run: async () => {
+      const a = await live();
+      for (let i = 1; i < CRASH_LOOP_LIMIT; i++) {
+        const r = await send('reclaim', { headers: a.gw.auth, body: { instance_id: randomUUID() } });
+        expect(r.status).toBe(200);
+      }
+      return send('reclaim', { headers: a.gw.auth, body: { instance_id: randomUUID() } });
+    },
+  },
+  {
+    route: 'reclaim',
+    status: 413,
+    code: 'payload_too_large',
+    how: 'body over 64 KiB',
+    run: async () => send('reclaim', { headers: (await gateway()).auth, body: oversize({ instance_id: randomUUID() }) }),
+  },
+  {
+    route: 'reclaim',
+    status: 415,
+    code: 'unsupported_media_type',
+    how: 'text/plain',
+    run: async () => send('reclaim', { headers: { ...(await gateway()).auth, 'content-type': 'text/plain' }, body: randomUUID() }),
+  },
+  {
+    route: 'reclaim',
+    status: 500,
+    code: 'internal',
+    how: 'the database fails',
+    run: async () => {
+      const headers = (await gateway()).auth;
+      return withBrokenDatabase(() => send('reclaim', { headers, body: { instance_id: randomUUID() } }));
+    },
+  },
+
   // lease
   {
     route: 'lease',

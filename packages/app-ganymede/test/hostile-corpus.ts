@@ -118,6 +118,24 @@ export function hostileCorpus(ctx: HostileContext): HostileRequest[] {
     ['a constructor.prototype key', `{"constructor":{"prototype":{"x":1}},"allocation_id":null}`, 400, 'bad_request'],
   ]);
 
+  // POST /gateway/reclaim (gateway token)
+  add('ganymede', 'reclaim', 'POST', '/gateway/reclaim', auth.gatewayA, [
+    ['instance_id SQL-looking', json({ instance_id: SQL }), 400, 'bad_request'],
+    ['instance_id with a NUL', json({ instance_id: `${ids.instanceA}\u0000` }), 400, 'bad_request'],
+    ['instance_id "NaN"', json({ instance_id: 'NaN' }), 400, 'bad_request'],
+    ['instance_id 2**53', `{"instance_id":${TWO_POW_53}}`, 400, 'bad_request'],
+    ['instance_id with invalid UTF-8 bytes', withInvalidUtf8('{"instance_id":"', '"}'), 400, 'bad_request'],
+    [
+      'an allocation_id besides (the gateway holds it: never named)',
+      json({ instance_id: ids.instanceA, allocation_id: ids.allocationA }),
+      400,
+      'bad_request',
+    ],
+    ['a __proto__ key', `{"__proto__":{"polluted":true},"instance_id":"${ids.instanceA}"}`, 400, 'bad_request'],
+    ['a body past 64 KiB', json({ instance_id: ids.instanceA, pad: OVERSIZE }), 413, 'payload_too_large'],
+    ['text/plain', ids.instanceA, 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+  ]);
+
   // POST /gateway/lease (gateway token)
   const lease = (over: Record<string, unknown>) => json({ instance_id: ids.instanceA, allocation_id: ids.allocationA, epoch: 1, ...over });
   add('ganymede', 'lease', 'POST', '/gateway/lease', auth.gatewayA, [

@@ -23,6 +23,7 @@ import {
   expireRestarts,
   type ReadyResult,
   ready,
+  reclaim,
   requestRestart,
   rollBack,
   stop,
@@ -70,8 +71,11 @@ afterAll(async () => {
 type Who = number;
 /** The epoch a call carries: the one the process holds (maybe stale), none (older gateways), the right one, a wrong one. */
 type EpochChoice = 'held' | 'none' | 'current' | 'wrong';
-/** What /ready names: nothing (idle), what the process holds, the gateway's live allocation (as /config tells), another, an unknown id. */
-type ReadyTarget = 'idle' | 'held' | 'live' | 'unknown' | { other: number };
+/**
+ * What /ready names: nothing (idle), what the process holds, the gateway's live allocation (as /config tells), another,
+ * an unknown id; or 'reclaim': the process calls /reclaim instead (config + ready {live} in one statement).
+ */
+type ReadyTarget = 'idle' | 'held' | 'live' | 'reclaim' | 'unknown' | { other: number };
 /** What /restart, /restart/withdraw and /stop name: what the process holds (else the gateway's live allocation), another, an unknown id. */
 type FencedTarget = 'held' | 'unknown' | { other: number };
 
@@ -84,7 +88,8 @@ type Command =
   | { t: 'stop'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice; reason: StopReason }
   /** The process takes its restart back (its successor failed to boot). The epoch is required: 'none' sends the current one. */
   | { t: 'withdraw'; gw: number; who: Who; target: FencedTarget; epoch: EpochChoice }
-  | { t: 'crash' | 'pause'; gw: number; legacy: boolean }
+  /** The new process reclaims with /config then /ready, or (`oneCall`, not for an older gateway) with /reclaim. */
+  | { t: 'crash' | 'pause'; gw: number; legacy: boolean; oneCall: boolean }
   /** `size` new processes of the gateway come up at once (its current one died) and all take over its live allocation. */
   | { t: 'burst'; gw: number; size: number }
   /** A late roll-back (Ganymede's notice timed out long ago) of any allocation: only a never-claimed one ends. */
@@ -107,6 +112,7 @@ const readyTarget: fc.Arbitrary<ReadyTarget> = fc.oneof(
   { weight: 2, arbitrary: fc.constant('idle' as const) },
   { weight: 4, arbitrary: fc.constant('held' as const) },
   { weight: 3, arbitrary: fc.constant('live' as const) },
+  { weight: 2, arbitrary: fc.constant('reclaim' as const) },
   { weight: 1, arbitrary: fc.constant('unknown' as const) },
   { weight: 1, arbitrary: other },
 );
@@ -155,6 +161,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       t: fc.constantFrom('crash' as const, 'pause' as const),
       gw,
       legacy: fc.constantFrom(false, false, false, true),
+      oneCall: fc.boolean(),
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('burst' as const), gw, size: fc.integer({ min: 2, max: 4 }) }) },
@@ -219,7 +226,7 @@ class Run {
     await db.query('UPDATE control_plane SET last_reaped_at = now(), expiry_held_until = now()');
     for (const g of this.model.gateways) await db.query('INSERT INTO gateways (id, url) VALUES ($1, $2)', [g.id, g.url]);
     // Every gateway's first process comes up (idle).
-    for (let g = 0; g < GATEWAYS; g++) await this.step({ t: 'crash', gw: g, legacy: false });
+    for (let g = 0; g < GATEWAYS; g++) await this.step({ t: 'crash', gw: g, legacy: false, oneCall: false });
   }
 
   async step(c: Command) {
@@ -251,6 +258,8 @@ class Run {
       case 'ready': {
         const process = m.process(c.gw, c.who);
         if (!process) return 'skipped: no process';
+        if (c.target === 'reclaim')
+          return process.instance === null ? 'skipped: an older gateway' : (await this.reclaim(c.gw, process)).line;
         const target =
           c.target === 'idle'
             ? null
@@ -270,6 +279,12 @@ class Run {
       case 'crash':
       case 'pause': {
         const process = m.startProcess(c.gw, c.legacy, c.t === 'crash', instanceId(++this.instances));
+        if (c.oneCall && process.instance !== null) {
+          // One call; nothing to claim, or refused (the crash loop's end): it comes up idle.
+          const claimed = await this.reclaim(c.gw, process);
+          if (claimed.kind !== 'ok') return `${claimed.line}; then ${(await this.ready(c.gw, process, null)).line}`;
+          return claimed.line;
+        }
         // The new process asks for its live allocation and reclaims it, or comes up idle (as the gateway does).
         const live = m.liveOfGateway(c.gw);
         const actual = await liveAllocationOfGateway(db, gatewayId(c.gw));
@@ -342,6 +357,19 @@ class Run {
     const refused = expected.kind !== 'ok' && expected.kind !== 'crash_loop';
     const actual = await this.unchangedIf(refused, () => ready(db, gatewayId(g), target, process.instance, POLICY));
     return this.readyAnswered(g, process, target, expected, actual);
+  }
+
+  /**
+   * `process` calls /reclaim: in the model, /config (the gateway's live allocation) then /ready naming it; nothing
+   * live is `not_found` and changes nothing.
+   */
+  private async reclaim(g: number, process: Process): Promise<{ kind: string; line: string }> {
+    const live = this.model.liveOfGateway(g)?.id ?? null;
+    const expected: ReadyAnswer = live === null ? { kind: 'not_found' } : this.model.ready(g, live, process.instance);
+    const refused = expected.kind !== 'ok' && expected.kind !== 'crash_loop';
+    const actual = await this.unchangedIf(refused, () => reclaim(db, gatewayId(g), process.instance!, POLICY));
+    const answered = this.readyAnswered(g, process, live, expected, actual);
+    return { kind: answered.kind, line: answered.line.replace(' ready(', ' reclaim(') };
   }
 
   /** Checks `ready`'s answer against the model's, and tells `process` what it now serves. */

@@ -14,6 +14,7 @@ export const NEEDS: Record<Route, Kind> = {
   start: 'user',
   config: 'gateway',
   ready: 'gateway',
+  reclaim: 'gateway',
   lease: 'gateway',
   stop: 'organization',
   restart: 'organization',

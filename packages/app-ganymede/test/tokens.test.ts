@@ -88,6 +88,7 @@ function request(route: Route, w: World, authorization: string, body?: Record<st
     start: { organization_id: w.freeOrganization },
     config: {},
     ready: { allocation_id: w.a.id, instance_id: randomUUID() },
+    reclaim: { instance_id: randomUUID() },
     lease: { instance_id: w.a.instanceId, allocation_id: w.a.id, epoch: 1 },
     stop: { reason: 'stop', epoch: 1 },
     restart: { reason: 'reload', epoch: 1 },

@@ -19,6 +19,7 @@ import {
   type GanymedeContract,
   ganymedeContract,
   type LeaseBody,
+  type ReclaimBody,
   type RestartBody,
   type StartBody,
   type StopBody,
@@ -64,6 +65,11 @@ export interface GanymedeClient {
   config(token: string, options?: CallOptions): Promise<GanymedeAnswer<'config'>>;
   /** POST /gateway/ready (gateway token), always this gateway's own (v2) body. */
   ready(token: string, body: z.input<typeof CurrentReadyBody>, options?: CallOptions): Promise<GanymedeAnswer<'ready'>>;
+  /**
+   * POST /gateway/reclaim (gateway token): /config and /ready {allocation_id, instance_id} in one call. A Ganymede
+   * older than it has no such route (route-missing.ts).
+   */
+  reclaim(token: string, body: z.input<typeof ReclaimBody>, options?: CallOptions): Promise<GanymedeAnswer<'reclaim'>>;
   /** POST /gateway/lease (gateway token). */
   lease(token: string, body: z.input<typeof LeaseBody>, options?: CallOptions): Promise<GanymedeAnswer<'lease'>>;
   /** POST /gateway/restart (organization token). */
@@ -178,6 +184,8 @@ export function createGanymedeClient(options: GanymedeClientOptions): GanymedeCl
       call('POST /gateway/config', o, (signal) => raw.config({ headers: auth(token), body: configBody, fetchOptions: { signal } })),
     ready: (token, body, o) =>
       call('POST /gateway/ready', o, (signal) => raw.ready({ headers: auth(token), body, fetchOptions: { signal } })),
+    reclaim: (token, body, o) =>
+      call('POST /gateway/reclaim', o, (signal) => raw.reclaim({ headers: auth(token), body, fetchOptions: { signal } })),
     lease: (token, body, o) =>
       call('POST /gateway/lease', o, (signal) => raw.lease({ headers: auth(token), body, fetchOptions: { signal } })),
     restart: (token, body, o) =>

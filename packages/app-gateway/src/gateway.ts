@@ -3,8 +3,10 @@
  *
  * start():  listen first (so Ganymede can reach us), then settle with Ganymede, retrying transient failures
  *           (under a supervisor, settle only: the supervisor says when to `listen()` on its socket):
- *           /gateway/config 200 → /gateway/ready {allocation_id} → serving at the epoch /ready answers;
- *           /gateway/config 404 (or the allocation is gone) → /gateway/ready {allocation_id: null} → idle.
+ *           /gateway/reclaim 200 → serving at the epoch it answers (config and ready in one call);
+ *           /gateway/reclaim 404 or 409 (nothing held, or the claim ended it) → /gateway/ready {allocation_id: null} → idle.
+ *           An older Ganymede without /gateway/reclaim: /gateway/config 200 → /gateway/ready {allocation_id} → serving
+ *           at the epoch /ready answers; /gateway/config 404 (or the allocation is gone) → idle as above.
  * allocated(): Ganymede's notice on an idle gateway; its token checked against the notice key /gateway/ready gave
  *           (refused 401 otherwise, without a call to Ganymede), then verified with /gateway/config and claimed
  *           with /gateway/ready.
@@ -104,6 +106,8 @@ export class Gateway implements GatewayView {
   private leaseTimer: NodeJS.Timeout | undefined;
   /** Ganymede's lease length, from /gateway/ready's answer; renewals come at about a third of it. */
   private leaseSeconds = 10;
+  /** Ganymede has no /gateway/reclaim (an older one): boot and resettle with /gateway/config, then /gateway/ready. */
+  private reclaimUnsupported = false;
   /** Ganymede has no /gateway/lease (an older one): no renewals, ever (for this process). */
   private leasesUnsupported = false;
   /**
@@ -365,7 +369,7 @@ export class Gateway implements GatewayView {
   }
 
   /** One boot call, retried while it fails transiently (network, timeout, 5xx) within the boot budget. */
-  private bootCall<A extends { status: number; body: unknown }>(
+  private bootCall<A extends { status: number | string; body?: unknown }>(
     what: string,
     deadline: number,
     call: (signal: AbortSignal) => Promise<A>,
@@ -373,7 +377,8 @@ export class Gateway implements GatewayView {
     return retry(
       async () => {
         const answer = await call(this.abortBoot.signal);
-        if (answer.status >= 500) throw new GanymedeAnswerError(what, answer);
+        const { status, body } = answer;
+        if (typeof status === 'number' && status >= 500) throw new GanymedeAnswerError(what, { status, body });
         return answer;
       },
       {
@@ -403,7 +408,48 @@ export class Gateway implements GatewayView {
       );
     };
 
+    // One call where Ganymede has /gateway/reclaim; /gateway/config then /gateway/ready where it is older.
+    const reclaim = async (): Promise<'held' | 'idle' | 'older'> => {
+      this.failpoint('gateway:before:reclaim');
+      readySentAt = ServeDeadline.now();
+      const answer = await this.bootCall('POST /gateway/reclaim', deadline, (signal) =>
+        unlessRouteMissing(this.client.reclaim(token, { instance_id }, { signal })),
+      );
+      if (answer.status === ROUTE_MISSING.status) {
+        this.reclaimUnsupported = true;
+        this.log.info(
+          { event: 'reclaim_unsupported' },
+          'Ganymede has no /gateway/reclaim (an older Ganymede): /gateway/config, then /gateway/ready',
+        );
+        return 'older';
+      }
+      this.failpoint('gateway:after:reclaim');
+      if (answer.status === 404 || answer.status === 409) {
+        this.log.info({ event: 'config', allocation_id: null, error: answer.body.error }, 'Ganymede holds no allocation for this gateway');
+        return 'idle';
+      }
+      if (answer.status !== 200) throw new GanymedeAnswerError('POST /gateway/reclaim', answer);
+      const { allocation_id, organization_id, state, epoch, reclaimed } = answer.body;
+      this.readyAnswered(answer.body, readySentAt);
+      await this.hold(answer.body, { allocation_id, organization_id, state, epoch }, deadline);
+      this.log.info({ event: 'reclaimed', reclaimed, ...this.context() }, `holding the allocation at epoch ${epoch}`);
+      return 'held';
+    };
+
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      const reclaimed = this.reclaimUnsupported ? 'older' : await reclaim();
+      if (reclaimed === 'held') return;
+      if (reclaimed === 'idle') {
+        const idle = await ready(null);
+        if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
+        this.readyAnswered(idle.body, readySentAt);
+        if (idle.body.allocation === null) return;
+        this.log.info(
+          { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
+          'allocated while coming up idle: claiming it',
+        );
+        continue;
+      }
       const configured = await config();
       this.failpoint('gateway:after:config');
       if (configured.status === 200) {
@@ -456,7 +502,7 @@ export class Gateway implements GatewayView {
    * What every 200 from /gateway/ready (sent at `sentAt`) tells this process: its lease length and renew deadline
    * (the ready renewed the lease), and the key that verifies notices.
    */
-  private readyAnswered(body: ReadyBody, sentAt: number): void {
+  private readyAnswered(body: Pick<ReadyBody, 'lease' | 'notice_key'>, sentAt: number): void {
     this.leaseSeconds = body.lease.seconds;
     this.deadline.renewed(sentAt, body.lease.renew_deadline_ms);
     if (body.notice_key === undefined) {

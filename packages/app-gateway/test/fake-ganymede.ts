@@ -56,6 +56,14 @@ const STATE_ANSWERS: Partial<Record<RouteName, Responder>> = {
   }),
 };
 
+/**
+ * Routes newer than some Ganymedes: with no answer set, the fake is such an older Ganymede, answering Fastify's own
+ * 404 (the gateway then falls back: README, "Rolling upgrades").
+ */
+const NEWER_ROUTES: Partial<Record<RouteName, Responder>> = {
+  reclaim: (call) => ({ status: 404, body: { message: `Route POST:${call.url} not found`, error: 'Not Found', statusCode: 404 } }),
+};
+
 export async function startFakeGanymede(answers: Partial<Record<RouteName, Responder>> = {}): Promise<FakeGanymede> {
   const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
   const calls: Call[] = [];
@@ -96,7 +104,7 @@ export async function startFakeGanymede(answers: Partial<Record<RouteName, Respo
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.resolve(call);
         }
-        const responder = fake.answers[name] ?? STATE_ANSWERS[name];
+        const responder = fake.answers[name] ?? STATE_ANSWERS[name] ?? NEWER_ROUTES[name];
         const answer: Answer = responder
           ? await responder(call)
           : { status: 500, body: { error: 'internal', message: `no answer set for ${name}` } };
@@ -146,8 +154,8 @@ export function noticeToken(claims: Record<string, unknown> = {}, options: { key
 export const noticeAuth = (allocationId: string = ALLOCATION) => `Bearer ${noticeToken({ sub: allocationId })}`;
 
 /**
- * Answers that behave like Ganymede for one gateway holding (or not) one allocation: /ready with the
- * allocation from a new instance bumps the epoch, a repeated /ready from the same instance does not;
+ * Answers that behave like Ganymede for one gateway holding (or not) one allocation: /ready with the allocation (or
+ * /reclaim) from a new instance bumps the epoch, a repeated one from the same instance does not;
  * /restart, /restart/withdraw and /stop answer for the epoch they are given.
  */
 export function allocationAnswers(options: { allocated: boolean; epoch?: number }) {
@@ -159,22 +167,29 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
   };
   const served = () => ({ allocation_id: ALLOCATION, organization_id: ORG, state: 'active', epoch: state.epoch });
   const lease = { expires_at: null, seconds: 10 };
+  const config = () => ({
+    gateway_id: GATEWAY_ID,
+    organization_id: ORG,
+    organization_token: ORG_TOKEN,
+    allocation_id: ALLOCATION,
+    state: 'active',
+    epoch: state.epoch,
+    restart_deadline: null,
+  });
+  const noAllocation = { status: 404, body: { error: 'no_allocation', message: 'this gateway holds no live allocation' } };
+  /** A new instance's claim bumps the epoch; the same instance's repeat does not. */
+  const claim = (instance: string) => {
+    if (state.instances.has(instance)) return;
+    state.instances.add(instance);
+    state.epoch += 1;
+  };
   const answers: Partial<Record<RouteName, Responder>> = {
-    config: () =>
-      state.allocated
-        ? {
-            status: 200,
-            body: {
-              gateway_id: GATEWAY_ID,
-              organization_id: ORG,
-              organization_token: ORG_TOKEN,
-              allocation_id: ALLOCATION,
-              state: 'active',
-              epoch: state.epoch,
-              restart_deadline: null,
-            },
-          }
-        : { status: 404, body: { error: 'no_allocation', message: 'this gateway holds no live allocation' } },
+    config: () => (state.allocated ? { status: 200, body: config() } : noAllocation),
+    reclaim: (call) => {
+      if (!state.allocated) return noAllocation;
+      claim(String(call.body.instance_id));
+      return { status: 200, body: { ...config(), reclaimed: true, lease, notice_key: NOTICE_KEY } };
+    },
     ready: (call) => {
       const instance = String(call.body.instance_id);
       if (call.body.allocation_id === null) {
@@ -183,10 +198,7 @@ export function allocationAnswers(options: { allocated: boolean; epoch?: number 
       if (!state.allocated || call.body.allocation_id !== ALLOCATION) {
         return { status: 409, body: { error: 'allocation_ended', message: 'the allocation has ended' } };
       }
-      if (!state.instances.has(instance)) {
-        state.instances.add(instance);
-        state.epoch += 1;
-      }
+      claim(instance);
       return { status: 200, body: { gateway_id: GATEWAY_ID, allocation: served(), reclaimed: true, lease, notice_key: NOTICE_KEY } };
     },
     lease: (call) => ({

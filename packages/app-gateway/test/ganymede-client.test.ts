@@ -17,6 +17,7 @@ const invoke: Record<CalledRoute, (client: GanymedeClient) => Promise<{ status: 
   start: (c) => c.start(TOKEN, ganymedeExamples.start.request.body),
   config: (c) => c.config(TOKEN),
   ready: (c) => c.ready(TOKEN, ganymedeExamples.ready.request.body),
+  reclaim: (c) => c.reclaim(TOKEN, ganymedeExamples.reclaim.request.body),
   lease: (c) => c.lease(TOKEN, ganymedeExamples.lease.request.body),
   stop: (c) => c.stop(TOKEN, ganymedeExamples.stop.request.body),
   restart: (c) => c.restart(TOKEN, ganymedeExamples.restart.request.body),

@@ -47,7 +47,7 @@ async function setup(answers: Partial<Record<RouteName, Responder>>, env: Record
 }
 
 describe('Gateway lifecycle', () => {
-  it('an allocation racing in while coming up idle is claimed (config + ready again)', async () => {
+  it('an allocation racing in while coming up idle is claimed (reclaimed)', async () => {
     const scenario = allocationAnswers({ allocated: false });
     const { fake, gateway } = await setup({
       ...scenario.answers,
@@ -69,10 +69,9 @@ describe('Gateway lifecycle', () => {
     });
     await gateway.start();
     expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
-      ['config', null],
+      ['reclaim', null],
       ['ready', null],
-      ['config', null],
-      ['ready', ALLOCATION],
+      ['reclaim', null],
     ]);
     expect(gateway.serving()).toBe(true);
     expect(gateway.whoami()).toMatchObject({ organization_id: ORG, allocation_id: ALLOCATION, epoch: 3 });
@@ -87,7 +86,7 @@ describe('Gateway lifecycle', () => {
     const stop = gateway.shutdown({ kind: 'restart', reason: 'deploy' });
     expect(gateway.shutdown({ kind: 'stop', reason: 'stop' })).toBe(stop);
     expect(await stop).toBe(75);
-    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready', 'restart']);
+    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['reclaim', 'restart']);
     expect(gateway.phase()).toBe('stopped');
   });
 

@@ -71,13 +71,12 @@ async function startServing(overrides: Partial<Record<RouteName, Responder>> = {
 const routes = (fake: FakeGanymede) => fake.protocolCalls().map((c) => c.route);
 
 describe('gateway run', () => {
-  it('boots by reclaiming: /config (gateway token) then /ready with the allocation and its instance id; serves at the new epoch', async () => {
+  it('boots by reclaiming in one call: /reclaim (gateway token) with its instance id; serves at the new epoch', async () => {
     const { fake, gateway } = await startServing();
-    expect(routes(fake)).toEqual(['config', 'ready']);
-    const [config, ready] = fake.calls;
-    expect(config!.authorization).toBe(`Bearer ${GATEWAY_TOKEN}`);
-    expect(ready!.authorization).toBe(`Bearer ${GATEWAY_TOKEN}`);
-    expect(ready!.body).toEqual({ allocation_id: ALLOCATION, instance_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(routes(fake)).toEqual(['reclaim']);
+    const [reclaim] = fake.calls;
+    expect(reclaim!.authorization).toBe(`Bearer ${GATEWAY_TOKEN}`);
+    expect(reclaim!.body).toEqual({ instance_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     const serving = await gateway.waitForLog((r) => r.event === 'serving');
     expect(serving).toMatchObject({ gateway_id: GATEWAY_ID, organization_id: ORG, allocation_id: ALLOCATION, epoch: 3, role: 'gateway' });
 
@@ -91,7 +90,7 @@ describe('gateway run', () => {
     const { fake, gateway } = await startServing();
     gateway.signal('SIGHUP');
     expect(await gateway.exited).toEqual({ code: 75, signal: null });
-    expect(routes(fake)).toEqual(['config', 'ready', 'restart']);
+    expect(routes(fake)).toEqual(['reclaim', 'restart']);
     const restart = fake.callsTo('restart')[0]!;
     expect(restart.authorization).toBe(`Bearer ${ORG_TOKEN}`);
     expect(restart.body).toEqual({ reason: 'reload', epoch: 3, allocation_id: ALLOCATION });
@@ -117,7 +116,7 @@ describe('gateway run', () => {
     const { fake, gateway } = await startServing();
     gateway.signal('SIGTERM');
     expect(await gateway.exited).toEqual({ code: 0, signal: null });
-    expect(routes(fake)).toEqual(['config', 'ready', 'stop']);
+    expect(routes(fake)).toEqual(['reclaim', 'stop']);
     expect(fake.callsTo('stop')[0]).toMatchObject({
       authorization: `Bearer ${ORG_TOKEN}`,
       body: { reason: 'stop', epoch: 3, allocation_id: ALLOCATION },
@@ -151,7 +150,7 @@ describe('gateway run', () => {
     });
     gateway.signal('SIGHUP');
     expect((await gateway.exited).code).toBe(75);
-    expect(routes(fake)).toEqual(['config', 'ready', 'restart']);
+    expect(routes(fake)).toEqual(['reclaim', 'restart']);
     expect(gateway.logs.some((r) => r.event === 'restart_unsupported')).toBe(true);
   });
 
@@ -161,7 +160,7 @@ describe('gateway run', () => {
     });
     gateway.signal('SIGHUP');
     expect((await gateway.exited).code).toBe(75);
-    expect(routes(fake)).toEqual(['config', 'ready', 'restart']);
+    expect(routes(fake)).toEqual(['reclaim', 'restart']);
     expect(gateway.logs.some((r) => r.event === 'restart_unsupported')).toBe(true);
   });
 
@@ -171,7 +170,7 @@ describe('gateway run', () => {
     });
     gateway.signal('SIGHUP');
     expect((await gateway.exited).code).toBe(75);
-    expect(routes(fake)).toEqual(['config', 'ready', 'restart']);
+    expect(routes(fake)).toEqual(['reclaim', 'restart']);
     expect(gateway.logs.find((r) => r.event === 'restart_refused')).toMatchObject({ error: 'stale_epoch' });
   });
 
@@ -199,11 +198,11 @@ describe('gateway run', () => {
     expect(gateway.logs.some((r) => r.event === 'forced_exit')).toBe(true);
   });
 
-  it('idle path: /config 404 → /ready null; POST /allocated → /config, /ready, 200 Whoami with the organization', async () => {
+  it('idle path: /reclaim 404 → /ready null; POST /allocated → /config, /ready, 200 Whoami with the organization', async () => {
     const scenario = allocationAnswers({ allocated: false });
     const { fake, gateway } = await start(scenario.answers);
     await gateway.waitForLog((r) => r.event === 'idle');
-    expect(routes(fake)).toEqual(['config', 'ready']);
+    expect(routes(fake)).toEqual(['reclaim', 'ready']);
     expect(fake.callsTo('ready')[0]!.body).toMatchObject({ allocation_id: null });
 
     scenario.state.allocated = true; // Ganymede allocates this gateway, then notifies it
@@ -221,7 +220,7 @@ describe('gateway run', () => {
       epoch: 3,
       pid: gateway.pid,
     });
-    expect(routes(fake)).toEqual(['config', 'ready', 'config', 'ready']);
+    expect(routes(fake)).toEqual(['reclaim', 'ready', 'config', 'ready']);
     expect(fake.callsTo('ready')[1]!.body).toEqual({ allocation_id: ALLOCATION, instance_id: fake.callsTo('ready')[0]!.body.instance_id });
 
     gateway.signal('SIGTERM');
@@ -229,19 +228,18 @@ describe('gateway run', () => {
     expect(fake.callsTo('stop').map((c) => c.body)).toEqual([{ reason: 'stop', epoch: 3, allocation_id: ALLOCATION }]);
   });
 
-  it('a reclaim refused (409 allocation_ended) comes up idle with /ready null', async () => {
+  it('a reclaim refused (409 allocation_ended: a crash loop) comes up idle with /ready null', async () => {
     const scenario = allocationAnswers({ allocated: true });
     const { fake, gateway } = await start({
       ...scenario.answers,
-      ready: (call) =>
-        call.body.allocation_id === null
-          ? scenario.answers.ready!(call)
-          : { status: 409, body: { error: 'allocation_ended', message: 'ended' } },
+      reclaim: () => ({
+        status: 409,
+        body: { error: 'allocation_ended', message: 'the gateway kept dying: the allocation ended (crash_loop)' },
+      }),
     });
     await gateway.waitForLog((r) => r.event === 'idle');
     expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
-      ['config', null],
-      ['ready', ALLOCATION],
+      ['reclaim', null],
       ['ready', null],
     ]);
     gateway.signal('SIGHUP');
@@ -249,16 +247,32 @@ describe('gateway run', () => {
     expect(fake.callsTo('restart')).toEqual([]); // idle: nothing to keep
   });
 
+  it.each([
+    ["Fastify's", { statusCode: 404, error: 'Not Found', message: 'Route POST:/gateway/reclaim not found' }],
+    ["the contract's", { error: 'not_found', message: 'no route POST /gateway/reclaim' }],
+  ])('an older Ganymede without /gateway/reclaim (%s 404): /config then /ready, said once', async (_, notFound) => {
+    const scenario = allocationAnswers({ allocated: true, epoch: 2 });
+    const { fake, gateway } = await start({ ...scenario.answers, reclaim: () => ({ status: 404, body: notFound }) });
+    await gateway.waitForLog((r) => r.event === 'serving');
+    expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
+      ['reclaim', null],
+      ['config', null],
+      ['ready', ALLOCATION],
+    ]);
+    expect(gateway.logs.filter((r) => r.event === 'reclaim_unsupported')).toHaveLength(1);
+    expect(gateway.logs.find((r) => r.event === 'serving')).toMatchObject({ allocation_id: ALLOCATION, epoch: 3 });
+  });
+
   it('boot retries a 503 from Ganymede, then reclaims', async () => {
     const scenario = allocationAnswers({ allocated: true });
-    let configs = 0;
+    let reclaims = 0;
     const { fake, gateway } = await start({
       ...scenario.answers,
-      config: (call) =>
-        ++configs <= 2 ? { status: 503, body: { error: 'internal', message: 'starting' } } : scenario.answers.config!(call),
+      reclaim: (call) =>
+        ++reclaims <= 2 ? { status: 503, body: { error: 'internal', message: 'starting' } } : scenario.answers.reclaim!(call),
     });
     await gateway.waitForLog((r) => r.event === 'serving');
-    expect(routes(fake)).toEqual(['config', 'config', 'config', 'ready']);
+    expect(routes(fake)).toEqual(['reclaim', 'reclaim', 'reclaim']);
     expect(gateway.logs.filter((r) => r.event === 'boot_retry')).toHaveLength(2);
   });
 
@@ -278,10 +292,10 @@ describe('gateway run', () => {
 
   it('a refused token (401) is not retried: exit 1', async () => {
     const { fake, gateway } = await start({
-      config: () => ({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } }),
+      reclaim: () => ({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } }),
     });
     expect((await gateway.exited).code).toBe(1);
-    expect(routes(fake)).toEqual(['config']);
+    expect(routes(fake)).toEqual(['reclaim']);
     expect(gateway.logs.find((r) => r.event === 'boot_failed')?.msg).toContain('--token / GATEWAY_TOKEN');
   });
 

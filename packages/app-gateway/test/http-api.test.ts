@@ -103,8 +103,8 @@ describe('a real gateway, idle then allocated', () => {
     await fake.close();
   });
 
-  it('came up idle: /gateway/config 404, then /gateway/ready with allocation_id null', () => {
-    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready']);
+  it('came up idle: /gateway/reclaim 404, then /gateway/ready with allocation_id null', () => {
+    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['reclaim', 'ready']);
     expect(fake.callsTo('ready')[0]!.body).toEqual({ allocation_id: null, instance_id: gateway.instanceId });
   });
 
@@ -312,11 +312,11 @@ describe('a real gateway while booting', () => {
       release = resolve;
     });
     const scenario = allocationAnswers({ allocated: true });
-    const fake = await startFakeGanymede({ ...scenario.answers, config: async (c) => (await released, scenario.answers.config!(c)) });
+    const fake = await startFakeGanymede({ ...scenario.answers, reclaim: async (c) => (await released, scenario.answers.reclaim!(c)) });
     const gateway = new Gateway({ config: gatewayConfig(fake.url), logger: silent });
     try {
       const starting = gateway.start();
-      await fake.waitForCall('config'); // listening already: it listens before asking Ganymede
+      await fake.waitForCall('reclaim'); // listening already: it listens before asking Ganymede
       const base = `http://127.0.0.1:${gateway.port()}`;
       expectContract('serve', await call(base, 'GET', `/orgs/${ORG}`), 503);
       expectContract('allocated', await allocated(base, { allocation_id: ALLOCATION }), 503);

@@ -104,7 +104,7 @@ describe('lease renewal', () => {
     await fake.waitForCall('ready', 2);
     await fake.waitForCall('lease', 2);
     expect(fake.protocolCalls().map((c) => [c.route, c.body.allocation_id ?? null])).toEqual([
-      ['config', null],
+      ['reclaim', null],
       ['ready', null],
       ['config', null],
       ['ready', ALLOCATION],
@@ -125,7 +125,7 @@ describe('lease renewal', () => {
     expect(gateway.phase()).toBe('stood_down');
     // It takes no allocation either: the process that took over does.
     expect(await gateway.allocated(ALLOCATION, noticeAuth())).toMatchObject({ status: 503, body: { error: 'not_ready' } });
-    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready']);
+    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['reclaim']);
   });
 
   it('409 allocation_ended: stops serving it and says ready again, idle', async () => {
@@ -137,9 +137,9 @@ describe('lease renewal', () => {
         return { status: 409, body: { error: 'allocation_ended', message: 'the allocation has ended' } };
       },
     });
-    await fake.waitForCall('ready', 2);
+    await fake.waitForCall('ready');
     const idle = await fake.waitForCall('lease', 2);
-    expect(fake.callsTo('ready')[1]!.body).toEqual({ allocation_id: null, instance_id: gateway.instanceId });
+    expect(fake.callsTo('ready')[0]!.body).toEqual({ allocation_id: null, instance_id: gateway.instanceId });
     expect(idle.body).toEqual({ instance_id: gateway.instanceId, allocation_id: null });
     expect(gateway.serving()).toBe(false);
     expect(gateway.phase()).toBe('up');
@@ -159,6 +159,6 @@ describe('lease renewal', () => {
     await fake.waitForCall('lease', 3);
     expect(gateway.serving()).toBe(true);
     expect(superseded).toEqual([]);
-    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['config', 'ready']);
+    expect(fake.protocolCalls().map((c) => c.route)).toEqual(['reclaim']);
   });
 });

@@ -20,6 +20,7 @@ import {
   GATEWAY_ID,
   noticeToken,
   ORG,
+  type Answer,
   type Responder,
   type RouteName,
   startFakeGanymede,
@@ -108,6 +109,12 @@ const call = async (port: number, method: 'GET' | 'POST', path: string, body?: s
   return res.statusCode;
 };
 
+/** A claim's answer with a one-second lease. */
+function oneSecondLease(answer: Answer | Promise<Answer>): Answer {
+  const claimed = answer as { status: number; body: Record<string, unknown> };
+  return claimed.status === 200 ? { ...claimed, body: { ...claimed.body, lease: { expires_at: null, seconds: 1 } } } : claimed;
+}
+
 describe("the gateway's logs hold no secret", () => {
   it('a supervised gateway: boot, renewals (one refused), its API, a restart, a stop', async () => {
     const scenario = allocationAnswers({ allocated: true, epoch: 2 });
@@ -117,9 +124,10 @@ describe("the gateway's logs hold no secret", () => {
       ...scenario.answers,
       config: () => ({ status: 200, body: configBody({ epoch: scenario.state.epoch }) }),
       // A one-second lease: renewals come every third of a second. The second is refused (401).
-      ready: (c) => {
-        const answer = scenario.answers.ready!(c) as { status: number; body: Record<string, unknown> };
-        return answer.status === 200 ? { ...answer, body: { ...answer.body, lease: { expires_at: null, seconds: 1 } } } : answer;
+      ready: (c) => oneSecondLease(scenario.answers.ready!(c)),
+      reclaim: (c) => {
+        const answer = oneSecondLease(scenario.answers.reclaim!(c)) as { status: number; body: Record<string, unknown> };
+        return answer.status === 200 ? { ...answer, body: { ...answer.body, ...configBody({ epoch: scenario.state.epoch }) } } : answer;
       },
       lease: (c) =>
         ++renewals === 2

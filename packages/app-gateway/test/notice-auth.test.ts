@@ -199,11 +199,11 @@ describe('a gateway without a notice key', () => {
     const scenario = allocationAnswers({ allocated: false });
     const { fake, gateway, close } = await setup({
       ...scenario.answers,
-      config: async (c) => (await released, scenario.answers.config!(c)),
+      reclaim: async (c) => (await released, scenario.answers.reclaim!(c)),
     });
     try {
       const starting = gateway.start();
-      await fake.waitForCall('config');
+      await fake.waitForCall('reclaim');
       const base = `http://127.0.0.1:${gateway.port()}`;
       const answer = await notice(base, ALLOCATION, noticeAuth());
       expect(answer).toMatchObject({ status: 503, body: { error: 'not_ready' } });

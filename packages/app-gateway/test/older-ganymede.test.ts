@@ -1,7 +1,7 @@
 /**
  * This gateway against a Ganymede older than leases, restarts and snapshots (the test kit's `startOlderGanymede`: a
  * real Fastify server with only config, ready and stop), with either not-found body it may answer: the gateway
- * serves its allocation, stops renewing leases (said once), keeps the organization's state in memory only (said
+ * boots with config then ready (no /gateway/reclaim there, said once), serves its allocation, stops renewing leases (said once), keeps the organization's state in memory only (said
  * once), and on a restart leaves the allocation active for its next process instead of ending it.
  */
 import { randomUUID } from 'node:crypto';
@@ -72,6 +72,9 @@ describe.each(['fastify', 'contract'] as const)("an older Ganymede whose missing
       expect(older.calls.filter((c) => c.includes('/gateway/stop'))).toEqual([]);
       expect(older.calls.filter((c) => c.includes('/gateway/lease'))).toHaveLength(1);
       expect(log.events('lease_unsupported')).toHaveLength(1);
+      // Booted with config then ready: one /gateway/reclaim tried, said once.
+      expect(older.calls.filter((c) => c.includes('/gateway/reclaim'))).toHaveLength(1);
+      expect(log.events('reclaim_unsupported')).toHaveLength(1);
       expect(log.events('state_in_memory_only')).toHaveLength(1);
       // A pull's `not_found` may mean "nothing pushed yet": only the push tells the contract flavour's routes apart.
       const tried = older.calls.filter((c) => c.includes('/gateway/data/'));

@@ -124,7 +124,7 @@ describe('gateway supervise', () => {
         .protocolCalls()
         .slice(callsBefore)
         .map((c) => c.route),
-    ).toEqual(['config', 'ready']);
+    ).toEqual(['reclaim']);
 
     // Stop for good: the child gets SIGINT (a stop), ends the allocation, exits 0; so does the supervisor.
     mark = supervisor.logs.length;

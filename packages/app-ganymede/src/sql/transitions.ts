@@ -3,9 +3,9 @@
  * where the process goes away, clears the gateway's readiness) in the same statement, so a crash at any instant
  * leaves either all of a transition or none of it.
  *
- *            allocate                 restart                  ready (new process): reclaim, epoch + 1
+ *            allocate                 restart                  ready or reclaim (new process): reclaim, epoch + 1
  *   (free) ──────────▶ active ─────────────────▶ restarting ─────────────────────────────▶ active
- *                       │  ▲ ready (another process: the last one died): crash reclaim, epoch + 1
+ *                       │  ▲ ready or reclaim (another process: the last one died): crash reclaim, epoch + 1
  *                       │  └─┘
  *                       │
  *                       ├─ stop ─────────────────────────────────────▶ ended (stop, idle, decommission)
@@ -105,7 +105,9 @@ export async function anyGatewayFree(db: Queryable): Promise<boolean> {
 export type ReadyResult =
   | { kind: 'ok'; allocation: Allocation | null; reclaimed: boolean; lease: LeaseInfo }
   | { kind: 'crash_loop'; allocation: Allocation }
-  | { kind: 'not_found' | 'forbidden' | 'ended' };
+  | { kind: 'not_found' }
+  | { kind: 'forbidden' }
+  | { kind: 'ended' };
 
 /**
  * A gateway process says it is up. With an allocation id it claims that allocation:
@@ -126,7 +128,7 @@ export type ReadyResult =
  * recent. A counter rather than a list of times on the row: the audit rows stay the one record of when each
  * reclaim happened (the window is counted from them), and the row carries one integer, not a growing array.
  */
-export async function ready(
+export function ready(
   db: Queryable,
   gatewayId: string,
   allocationId: string | null,
@@ -134,10 +136,39 @@ export async function ready(
   policy: LivenessPolicy = DEFAULT_LIVENESS,
   protocol: GatewayProtocol = 'v2',
 ): Promise<ReadyResult> {
+  return claim(db, gatewayId, allocationId, instanceId, policy, protocol);
+}
+
+/**
+ * /gateway/config and /gateway/ready {allocation_id, instance_id} in one statement (a process of this project's
+ * gateway, protocol v2): claims whatever live allocation the gateway holds, exactly as `ready` claims the one it is
+ * named. `not_found` when the gateway holds none: then nothing changes (the process goes on with an idle `ready`).
+ * A concurrent end between finding the allocation and locking it answers `ended`.
+ */
+export function reclaim(
+  db: Queryable,
+  gatewayId: string,
+  instanceId: string,
+  policy: LivenessPolicy = DEFAULT_LIVENESS,
+): Promise<ReadyResult> {
+  return claim(db, gatewayId, null, instanceId, policy, 'v2', true);
+}
+
+/** `ready`'s statement; `live` claims the gateway's live allocation (found in the same statement) instead of `allocationId`. */
+async function claim(
+  db: Queryable,
+  gatewayId: string,
+  allocationId: string | null,
+  instanceId: string | null,
+  policy: LivenessPolicy,
+  protocol: GatewayProtocol,
+  live = false,
+): Promise<ReadyResult> {
   const { rows } = await db.query(
     `WITH cur AS (
        SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance, a.crash_reclaims FROM allocations a
-       WHERE a.id = $2 FOR UPDATE
+       WHERE a.id = coalesce($2::uuid, (SELECT l.id FROM allocations l WHERE $8 AND l.gateway_id = $1 AND l.state <> 'ended'))
+       FOR UPDATE
      ), mine AS (
        SELECT cur.*, CASE WHEN cur.state = 'restarting' THEN 'restart'
                           WHEN cur.claimed_at IS NULL THEN 'first'
@@ -175,7 +206,7 @@ export async function ready(
                                            ELSE now() END,
          instance_id = $3, protocol = $7,
          lease_expires_at = CASE WHEN lease_expires_at IS NULL OR $3::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $6) END
-       WHERE id = $1 AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM upd))
+       WHERE id = $1 AND (($2::uuid IS NULL AND NOT $8) OR EXISTS (SELECT 1 FROM upd))
        RETURNING id, url, lease_expires_at
      ), ev AS (${audit(`upd WHERE claim IN ('restart', 'crash')`, 'reclaimed', 'claim')}),
      ev_loop AS (${audit('loop_ended', 'crash_loop', `'crash_loop'`)})
@@ -195,11 +226,11 @@ export async function ready(
      SELECT 'idle', false, gw.lease_expires_at, a.id, a.gateway_id, gw.url, a.organization_id, a.state, a.epoch,
             a.restart_deadline, a.ended_at, a.ended_reason, a.updated_at
      FROM gw LEFT JOIN allocations a ON a.gateway_id = gw.id AND a.state <> 'ended'
-     WHERE $2::uuid IS NULL
+     WHERE $2::uuid IS NULL AND NOT $8
      UNION ALL
      SELECT 'unknown_gateway', false, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, NULL, now()
      WHERE NOT EXISTS (SELECT 1 FROM gateways WHERE id = $1)`,
-    [gatewayId, allocationId, instanceId, policy.crashLoopLimit, policy.crashLoopWindowSeconds, policy.leaseSeconds, protocol],
+    [gatewayId, allocationId, instanceId, policy.crashLoopLimit, policy.crashLoopWindowSeconds, policy.leaseSeconds, protocol, live],
   );
   // A token of a gateway that is not (or no longer) registered is refused like another gateway's.
   if (rows.some((r) => r.outcome === 'unknown_gateway')) return { kind: 'forbidden' };
