@@ -54,9 +54,9 @@ export class Reaper {
       return 0;
     }
     failpoint('ganymede:before:expire');
-    const restarts = await expireRestarts(this.db);
+    const restarts = await expireRestarts(this.db, this.outageSeconds);
     for (const a of restarts) this.transitions.record('restart_timed_out', a, 'restart_timeout');
-    const leases = await expireLeases(this.db, leaseGraceSeconds);
+    const leases = await expireLeases(this.db, leaseGraceSeconds, this.outageSeconds);
     for (const a of leases) this.transitions.record('lease_expired', a, 'lease_expired');
     this.metrics.leaseExpiries.inc(leases.length);
     if (restarts.length + leases.length > 0) failpoint('ganymede:after:expire');

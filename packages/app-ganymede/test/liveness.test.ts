@@ -10,6 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { bearer, closedUrl, controlPlaneOf, recordQueries, useGanymede } from './support.js';
 import { inProcessGateway } from './in-process-gateway.js';
+import { expireLeases } from '../src/sql/liveness.js';
+import { expireRestarts } from '../src/sql/transitions.js';
 
 const LEASE = 10;
 const GRACE = 10;
@@ -451,6 +453,21 @@ describe('failover grace (the control plane was down)', () => {
     await heartbeatAgo(outage() - 1);
     expect(await reap()).toBe(2);
     expect((await controlPlaneOf(g.ganymede.db)).held_for).toBeLessThanOrEqual(0);
+  });
+
+  it('an expiry statement that runs long after its pass began (Ganymede cut off from its database meanwhile) ends nothing', async () => {
+    const restart = await expiredRestart();
+    const lease = await expiredLease();
+    // The pass's heartbeat ran, then the database went out of reach; its expiry statements run only once it is back.
+    await heartbeatAgo(outage() + 1);
+    const before = await g.snapshot();
+    expect(await expireRestarts(g.ganymede.db, outage())).toEqual([]);
+    expect(await expireLeases(g.ganymede.db, GRACE, outage())).toEqual([]);
+    expect(await g.snapshot()).toEqual(before);
+    // The same statements right after a heartbeat end both.
+    await heartbeatAgo(0);
+    expect((await expireRestarts(g.ganymede.db, outage())).map((a) => a.allocation_id)).toEqual([restart.id]);
+    expect((await expireLeases(g.ganymede.db, GRACE, outage())).map((a) => a.allocation_id)).toEqual([lease.id]);
   });
 
   it('a longer hold already in place is kept, not shortened', async () => {

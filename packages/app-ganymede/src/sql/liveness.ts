@@ -87,7 +87,7 @@ export async function renewLease(
  * next /gateway/start then gets a live gateway. The gateway leaves the pool until its process renews or
  * says ready again (a paused process that resumes learns from its renewal that the allocation ended).
  */
-export async function expireLeases(db: Queryable, graceSeconds: number): Promise<Allocation[]> {
+export async function expireLeases(db: Queryable, graceSeconds: number, outageSeconds: number | null = null): Promise<Allocation[]> {
   const { rows } = await db.query(
     `WITH upd AS (
        UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'lease_expired', updated_at = now()
@@ -96,15 +96,25 @@ export async function expireLeases(db: Queryable, graceSeconds: number): Promise
          WHERE a.state = 'active' AND g.lease_expires_at < now() - make_interval(secs => $1)
          -- Both rows: a renewal (or reclaim) committing meanwhile is re-checked, never overruled.
          FOR UPDATE OF a, g SKIP LOCKED
-       )
+       ) AND ${REAPER_ALIVE('$2')}
        RETURNING *
      ), gw AS (UPDATE gateways SET ready_at = NULL FROM upd WHERE gateways.id = upd.gateway_id),
      ev AS (${audit('upd', 'lease_expired', `'lease_expired'`)})
      SELECT ${allocationColumns('upd')} FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
-    [graceSeconds],
+    [graceSeconds, outageSeconds],
   );
   return rows.map(toAllocation);
 }
+
+/**
+ * An expiry statement's guard, given a reaper pass's outage threshold as `param` (NULL: no guard, for tests that
+ * expire directly): the pass's heartbeat is recent and expiry is not held back. A statement sent before Ganymede
+ * was cut off from its database and run once it healed (the network held its bytes) then ends nothing: whatever
+ * lapsed meanwhile lapsed because nobody could reach the database, and the next heartbeat holds expiry back.
+ */
+export const REAPER_ALIVE = (param: string) =>
+  `(${param}::float8 IS NULL OR (SELECT now() - last_reaped_at <= make_interval(secs => ${param}::float8)
+      AND expiry_held_until <= now() FROM control_plane))`;
 
 /**
  * The control plane's heartbeat, run by every reaper pass. When no reaper ran for longer than

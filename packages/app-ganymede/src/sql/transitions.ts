@@ -20,7 +20,7 @@
  */
 import type { GatewayProtocol, RestartReason, StopReason } from '@ganymede/contracts';
 import type { Queryable } from '../db/database.js';
-import { DEFAULT_LIVENESS, type LeaseInfo, type LivenessPolicy } from './liveness.js';
+import { DEFAULT_LIVENESS, type LeaseInfo, type LivenessPolicy, REAPER_ALIVE } from './liveness.js';
 import { type Allocation, allocationColumns, audit, COLUMNS, toAllocation } from './rows.js';
 import { iso } from './time.js';
 
@@ -360,7 +360,7 @@ export async function rollBack(db: Queryable, allocationId: string): Promise<boo
 }
 
 /** Ends every restarting allocation whose deadline passed (database clock). Safe to run from several replicas. */
-export async function expireRestarts(db: Queryable): Promise<Allocation[]> {
+export async function expireRestarts(db: Queryable, outageSeconds: number | null = null): Promise<Allocation[]> {
   const { rows } = await db.query(
     `WITH upd AS (
        UPDATE allocations SET state = 'ended', ended_at = now(), ended_reason = 'restart_timeout',
@@ -368,11 +368,12 @@ export async function expireRestarts(db: Queryable): Promise<Allocation[]> {
        WHERE id IN (
          SELECT id FROM allocations WHERE state = 'restarting' AND restart_deadline < now()
          FOR UPDATE SKIP LOCKED
-       )
+       ) AND ${REAPER_ALIVE('$1')}
        RETURNING *
      ), gw AS (UPDATE gateways SET ready_at = NULL, instance_id = NULL FROM upd WHERE gateways.id = upd.gateway_id),
      ev AS (${audit('upd', 'restart_timed_out', `'restart_timeout'`)})
      SELECT ${allocationColumns('upd')} FROM upd JOIN gateways g ON g.id = upd.gateway_id`,
+    [outageSeconds],
   );
   return rows.map(toAllocation);
 }
