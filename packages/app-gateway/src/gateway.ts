@@ -436,18 +436,24 @@ export class Gateway implements GatewayView {
       return 'held';
     };
 
+    /** Ready with nothing held: true when that is how it stays; false when allocated meanwhile (claim it next round). */
+    const sayIdle = async (): Promise<boolean> => {
+      const idle = await ready(null);
+      if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
+      this.readyAnswered(idle.body, readySentAt);
+      if (idle.body.allocation === null) return true;
+      this.log.info(
+        { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
+        'allocated while coming up idle: claiming it',
+      );
+      return false;
+    };
+
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
       const reclaimed = this.reclaimUnsupported ? 'older' : await reclaim();
       if (reclaimed === 'held') return;
       if (reclaimed === 'idle') {
-        const idle = await ready(null);
-        if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
-        this.readyAnswered(idle.body, readySentAt);
-        if (idle.body.allocation === null) return;
-        this.log.info(
-          { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
-          'allocated while coming up idle: claiming it',
-        );
+        if (await sayIdle()) return;
         continue;
       }
       const configured = await config();
@@ -486,14 +492,7 @@ export class Gateway implements GatewayView {
         throw new GanymedeAnswerError('POST /gateway/config', configured);
       }
 
-      const idle = await ready(null);
-      if (idle.status !== 200) throw new GanymedeAnswerError('POST /gateway/ready', idle);
-      this.readyAnswered(idle.body, readySentAt);
-      if (idle.body.allocation === null) return;
-      this.log.info(
-        { event: 'allocation_raced', allocation_id: idle.body.allocation.allocation_id },
-        'allocated while coming up idle: claiming it',
-      );
+      if (await sayIdle()) return;
     }
     throw new GatewayError('BOOT_FAILED', `the allocation kept changing over ${MAX_SETTLE_ROUNDS} rounds with Ganymede`);
   }
