@@ -8,6 +8,8 @@
  *   pnpm bench --only state --merge          (measure those phases again and put their figures into the saved
  *                                            BENCHMARKS.json, keeping the others; BENCHMARKS.md says which were)
  *   pnpm bench --render BENCHMARKS.json     (write BENCHMARKS.md again from saved figures, e.g. after editing analysis.md)
+ *   pnpm bench --only storm --profile DIR   (the storms' Ganymede processes write V8 CPU profiles into DIR, one per
+ *                                            process, for Chrome DevTools or `pnpm tsx scripts/bench/profile-top.ts DIR`)
  *
  * PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; where nothing answers there, its rows say
  * "skipped: no PostgreSQL". Only loopback addresses are used; every loop is bounded in count and time; every
@@ -16,6 +18,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { redactUrl } from '@ganymede/testkit';
 import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
@@ -32,6 +35,7 @@ import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PROFILER = fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url));
 const PHASES = ['handover', 'hot-restart', 'state', 'first-start', 'storm', 'real-storm', 'floors'] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -42,6 +46,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: ROOT },
     render: { type: 'string' },
     merge: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const only = new Set((values.only?.split(',') ?? PHASES) as Phase[]);
@@ -260,7 +265,12 @@ async function main(): Promise<number> {
       await phase(`3. restart storm, ${SIZES.stormGateways} simulated gateways, ${label}`, async () => {
         // The simulated gateways do not renew their liveness leases (the storm is about the restart protocol):
         // leases long enough not to lapse while 1,000 of them are set up.
-        const g = await startBenchGanymede(backend, { reopen: true, connections: 32, env: { GANYMEDE_LEASE_SECONDS: '3600' } });
+        const profile = values.profile ? { NODE_OPTIONS: `--import=${PROFILER}`, BENCH_PROFILE_DIR: resolve(values.profile) } : {};
+        const g = await startBenchGanymede(backend, {
+          reopen: true,
+          connections: 32,
+          env: { GANYMEDE_LEASE_SECONDS: '3600', ...profile },
+        });
         try {
           await sleep(1_000);
           row.rss_first_start_mib = g.firstStartRss;

@@ -35,7 +35,9 @@ describe('Ganymede killed at each step, then started again', () => {
     const g = await ganymede({ env: FAST_LEASES });
     const a = await gateway(g, 'run');
     const organizationId = randomUUID();
-    const g2 = await killedAt(g, `ganymede:${when}:allocate`, () => startOrganization(g, organizationId), FAST_LEASES);
+    // At debug: the renewal is seen by its request lines.
+    const env = { ...FAST_LEASES, GANYMEDE_LOG_LEVEL: 'debug' };
+    const g2 = await killedAt(g, `ganymede:${when}:allocate`, () => startOrganization(g, organizationId), env);
     // Its 1 s lease lapsed while Ganymede was down: the gateway is back in the pool once a renewal has gone through.
     const renewal = await g2.proc.waitForLog((l) => (l.req as { url?: string } | undefined)?.url === '/gateway/lease');
     await g2.proc.waitForLog((l) => l.reqId === renewal.reqId && l.msg === 'request completed');

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   SIGNING_KEY_INVALID: 'the configured signing key is shorter than 32 bytes',
   TOKEN_INVALID: 'a bearer token failed verification (signature, expiry, issuer, algorithm): 401',
   TOKEN_CLAIMS_INVALID: 'a bearer token verified, but its claims are off the schema: 401',
+  TOKEN_TTL_INVALID: "a token's life is not a number and s, m, h or d",
   SCHEMA_TOO_NEW: 'the database was migrated by newer code',
   SCHEMA_NAME_INVALID: 'the PostgreSQL schema name is not lower-case letters, digits and _',
   DATABASE_UNREACHABLE: 'PostgreSQL did not accept a connection at start',

@@ -126,7 +126,7 @@ export async function createGanymede(options: GanymedeOptions = {}): Promise<Gan
     throw error;
   }
   const tokens = new Tokens(key);
-  const transitions = transitionLog(log, metrics, db);
+  const transitions = transitionLog(log, metrics);
   const liveness = {
     leaseSeconds: settings.leaseSeconds,
     crashLoopLimit: settings.crashLoopLimit,

@@ -132,7 +132,7 @@ export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeo
       return { status: 409 as const, body: fail('allocation_ended', 'the gateway kept dying: the allocation ended (crash_loop)') };
     }
     const a = result.allocation;
-    if (a && result.reclaimed) await deps.transitions.reclaimed(a, startedAt);
+    if (a && result.reclaimed) deps.transitions.reclaimed(a, result.reclaim, startedAt);
     log.info(
       {
         gateway_id: gatewayId,
@@ -174,7 +174,7 @@ export function ganymedeRoutes(deps: RouteDeps): Omit<RouterImplementation<typeo
               : await notifyAllocated(
                   allocation.gateway_url,
                   allocation.allocation_id,
-                  await tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds),
+                  tokens.signNotice(allocation.gateway_id, allocation.allocation_id, noticeTtlSeconds),
                   deps.notifyTimeoutMs,
                 );
           if (failure) {

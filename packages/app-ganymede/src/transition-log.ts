@@ -1,14 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Queryable } from './db/database.js';
 import type { Metrics } from './metrics.js';
-import { reclaimTiming } from './sql/metrics.js';
 import type { Allocation } from './sql/rows.js';
+import type { Reclaim } from './sql/transitions.js';
 
 /**
  * One log line and one count per transition, with who, what and why: the routes and the reaper both write them.
- * `reclaimed` also reads the reclaim's reason and, after a restart, restart → reclaim from the audit rows.
+ * `reclaimed` also times the reclaim and, after a restart, restart → reclaim (read by the claim's own statement).
  */
-export function transitionLog(log: FastifyBaseLogger, metrics: Metrics, db: Queryable) {
+export function transitionLog(log: FastifyBaseLogger, metrics: Metrics) {
   function record(transition: string, a: Allocation, reason: string | null = null) {
     metrics.transitions.inc({ kind: transition, reason: reason ?? '' });
     log.info(
@@ -17,16 +16,11 @@ export function transitionLog(log: FastifyBaseLogger, metrics: Metrics, db: Quer
     );
   }
 
-  /** A reclaim, answered `startedAtMs` (process clock) after its request arrived. Never throws: the reclaim is done. */
-  async function reclaimed(a: Allocation, startedAtMs: number) {
-    const timing = await reclaimTiming(db, a.allocation_id, a.epoch).catch((err: unknown) => {
-      log.warn({ err, allocation_id: a.allocation_id }, 'could not read the reclaim from the audit: not measured');
-      return null;
-    });
-    record('reclaimed', a, timing?.reason ?? null);
-    if (!timing) return;
-    metrics.reclaimLatency.observe({ reason: timing.reason }, (performance.now() - startedAtMs) / 1000);
-    if (timing.restartToReclaimSeconds !== null) metrics.restartToReclaim.observe(timing.restartToReclaimSeconds);
+  /** A reclaim, answered `startedAtMs` (process clock) after its request arrived. */
+  function reclaimed(a: Allocation, reclaim: Reclaim, startedAtMs: number) {
+    record('reclaimed', a, reclaim.reason);
+    metrics.reclaimLatency.observe({ reason: reclaim.reason }, (performance.now() - startedAtMs) / 1000);
+    if (reclaim.restartToReclaimSeconds !== null) metrics.restartToReclaim.observe(reclaim.restartToReclaimSeconds);
   }
 
   return { record, reclaimed };

@@ -39,8 +39,8 @@ beforeAll(async () => {
       user: await g.userToken(randomUUID()),
       gatewayA: a.auth,
       orgA: orgAuth,
-      noticeA: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, allocation.allocation_id, 3600)),
-      noticeUnknown: bearer(await g.ganymede.tokens.signNotice(real.gatewayId, UNKNOWN, 3600)),
+      noticeA: bearer(g.ganymede.tokens.signNotice(real.gatewayId, allocation.allocation_id, 3600)),
+      noticeUnknown: bearer(g.ganymede.tokens.signNotice(real.gatewayId, UNKNOWN, 3600)),
     },
     ids: {
       allocationA: allocation.allocation_id,

@@ -27,28 +27,3 @@ export async function scrapeCounts(db: Queryable): Promise<ScrapeCounts> {
     pool: { free: r.free!, busy: r.busy!, unavailable: r.unavailable! },
   };
 }
-
-export interface ReclaimTiming {
-  /** The reclaim's audit reason: `restart` or `crash`. */
-  reason: string;
-  /** restart_requested → reclaimed in the database clock; null for a crash reclaim. */
-  restartToReclaimSeconds: number | null;
-}
-
-/** The reclaim of `allocationId` at `epoch`, from its audit row and the restart request before it. */
-export async function reclaimTiming(db: Queryable, allocationId: string, epoch: number): Promise<ReclaimTiming | null> {
-  const { rows } = await db.query<{ reason: string; seconds: number | null }>(
-    `SELECT r.reason, extract(epoch FROM r.at - q.at)::float8 AS seconds
-     FROM allocation_events r
-     LEFT JOIN LATERAL (
-       SELECT at FROM allocation_events q
-       WHERE q.allocation_id = r.allocation_id AND q.kind = 'restart_requested' AND q.id < r.id
-       ORDER BY q.id DESC LIMIT 1
-     ) q ON r.reason = 'restart'
-     WHERE r.allocation_id = $1 AND r.kind = 'reclaimed' AND r.epoch = $2
-     ORDER BY r.id DESC LIMIT 1`,
-    [allocationId, epoch],
-  );
-  const row = rows[0];
-  return row ? { reason: row.reason, restartToReclaimSeconds: row.seconds === null ? null : Number(row.seconds) } : null;
-}
