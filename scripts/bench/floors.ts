@@ -7,7 +7,9 @@
  *   (10 connections, as STACK.md's figure);
  * - SQL: the raw rate of a single-row `UPDATE … RETURNING` on the same kind of database, through the same
  *   database door Ganymede uses (PGlite: its one connection, in a data directory as Ganymede keeps it;
- *   PostgreSQL: a pool of Ganymede's default size, as many callers as connections).
+ *   PostgreSQL: a pool of Ganymede's default size, as many callers as connections);
+ * - the protocol's own statements alone: a storm's restart and reclaim statements run straight on the database, the
+ *   same door and callers, with no HTTP, token or log in the way: the bound the SQL sets on the protocol rate.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -18,7 +20,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type Database, openDatabase } from '@ganymede/app-ganymede';
+import { type Database, migrate, openDatabase } from '@ganymede/app-ganymede';
+import { addGateway } from '@ganymede/app-ganymede/gateways';
+import { allocate, ready, reclaim, requestRestart } from '@ganymede/app-ganymede/transitions';
 import { dropSchemas, findFreePort, spawnGatewayChild, spawnLogged } from '@ganymede/testkit';
 import { track } from './processes.js';
 import { callRate, type Rate } from './stats.js';
@@ -147,6 +151,38 @@ export const sqlFloorPglite = (durationMs: number) => onFloorDatabase({ kind: 'p
 
 export const sqlFloorPostgres = (url: string, durationMs: number) =>
   onFloorDatabase({ kind: 'postgres', url }, (db) => updateRate(db, POSTGRES_POOL, durationMs));
+
+/** Allocations the statements-alone rate cycles through: as many as callers, several times over. */
+const PROTOCOL_ALLOCATIONS = 200;
+
+/**
+ * The protocol's statements alone: each caller restarts an allocation (`requestRestart`) and reclaims it
+ * (`reclaim`, at epoch + 1), over and over, on allocations of its own; statements per second.
+ */
+export function protocolStatementRate(target: FloorDatabase, durationMs: number): Promise<SqlFloor> {
+  const callers = target.kind === 'pglite' ? 1 : POSTGRES_POOL;
+  return onFloorDatabase(target, async (db) => {
+    await migrate(db);
+    const held: { gatewayId: string; allocationId: string; epoch: number }[] = [];
+    for (let i = 0; i < PROTOCOL_ALLOCATIONS; i++) {
+      const gatewayId = await addGateway(db, 'http://127.0.0.1:9');
+      await ready(db, gatewayId, null, randomUUID());
+      const allocated = await allocate(db, randomUUID());
+      if (allocated.kind === 'none') throw new Error('protocol floor: no gateway free');
+      await ready(db, gatewayId, allocated.allocation.allocation_id, randomUUID());
+      held.push({ gatewayId, allocationId: allocated.allocation.allocation_id, epoch: 1 });
+    }
+    const rate = await callRate({ callers, durationMs }, async (c, i) => {
+      const h = held[(c + i * callers) % PROTOCOL_ALLOCATIONS]!;
+      const restarted = await requestRestart(db, h.allocationId, h.epoch, 'reload', 60);
+      const claimed = await reclaim(db, h.gatewayId, randomUUID());
+      if (restarted.kind !== 'ok' || claimed.kind !== 'ok' || !claimed.reclaimed)
+        throw new Error('protocol floor: a restart was not reclaimed');
+      h.epoch = claimed.allocation!.epoch;
+    });
+    return { statements_per_second: rate.per_second * 2, callers, statements: rate.count * 2 };
+  });
+}
 
 /**
  * The raw `bytea` write rate: single-row INSERTs of `bytes` random bytes (one value, reused) from `callers`

@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { existsSync } from 'node:fs';
 import type { Database, DataDirOrigin } from './database.js';
 import { lockDataDir } from './dir-lock.js';
+import { preparedStatements } from './pglite-prepared.js';
 import { seedPgdata } from './seed.js';
 
 /**
@@ -20,10 +21,12 @@ export async function openPglite(dataDir?: string): Promise<Database> {
     await lock?.release();
     throw error;
   }
+  const prepared = preparedStatements(db);
   return {
     kind: 'pglite',
     origin,
-    query: (text, params) => db.query(text, params) as never,
+    // With parameters: a prepared statement, as on PostgreSQL (pglite-prepared.ts).
+    query: (text, params) => (params?.length ? prepared(text, params) : db.query(text)) as never,
     exec: async (text) => void (await db.exec(text)),
     // PGlite has one connection: inside a transaction every query must go through `tx`.
     transaction: (fn) =>
