@@ -38,7 +38,8 @@ export function preparedStatements(db: PGlite) {
       const values = params.map((value, i) => {
         if (value === null || value === undefined) return null;
         const serializer = db.serializers[paramTypes[i]!];
-        return serializer ? serializer(value) : String(value);
+        // As PGlite's own query does for a type it has no serializer of: the value's text.
+        return serializer ? serializer(value) : String(value as string | number | boolean);
       });
       const { messages } = await db.execProtocol(
         concat([serialize.bind({ statement: name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]),
