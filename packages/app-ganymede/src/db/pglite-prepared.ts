@@ -38,8 +38,8 @@ export function preparedStatements(db: PGlite) {
       const values = params.map((value, i) => {
         if (value === null || value === undefined) return null;
         const serializer = db.serializers[paramTypes[i]!];
-        // As PGlite's own query does for a type it has no serializer of: the value's text.
-        return serializer ? serializer(value) : String(value as string | number | boolean);
+        // A type PGlite has no serializer of (text, uuid, …): the value's text; numbers and booleans as JSON writes them.
+        return serializer ? serializer(value) : typeof value === 'string' ? value : JSON.stringify(value);
       });
       const { messages } = await db.execProtocol(
         concat([serialize.bind({ statement: name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]),
