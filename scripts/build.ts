@@ -7,6 +7,7 @@
  * data directory initialised once so that a new one needs no initdb at run time (app-ganymede's src/db/seed.ts), once
  * per PGlite version.
  */
+import { chmod } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 // The CLIs' sources and bundles are defined once, in the test kit; its `clis` module alone, which imports nothing.
 import { CLIS, REPO_ROOT } from '@ganymede/testkit/clis';
@@ -24,9 +25,11 @@ const thirdPartyExternal: Plugin = {
 export async function buildClis(): Promise<void> {
   await Promise.all([
     buildSeed().then((built) => built && console.log('built the embedded database seed (initdb, once per PGlite version)')),
-    ...Object.values(CLIS).map(({ entry, bundle }) =>
+    ...Object.values(CLIS).map(({ entry, bundle, nodeFlags }) =>
       build({
         entryPoints: [`${REPO_ROOT}${entry}`],
+        // Run as a program, node gets the CLI's flags from this line (`env -S` splits them).
+        banner: { js: nodeFlags.length ? `#!/usr/bin/env -S node ${nodeFlags.join(' ')}` : '#!/usr/bin/env node' },
         outfile: `${REPO_ROOT}${bundle}`,
         bundle: true,
         platform: 'node',
@@ -35,7 +38,7 @@ export async function buildClis(): Promise<void> {
         sourcemap: 'linked',
         plugins: [thirdPartyExternal],
         logLevel: 'warning',
-      }),
+      }).then(() => chmod(`${REPO_ROOT}${bundle}`, 0o755)),
     ),
   ]);
 }

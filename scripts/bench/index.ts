@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { redactUrl } from '@ganymede/testkit';
-import { bareFastify, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
+import { bareFastify, protocolStatementRate, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
 import { firstStart } from './first-start.js';
 import { handoverTime } from './handover.js';
@@ -29,7 +29,7 @@ import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
 import { killAll } from './processes.js';
 import { realStorm } from './real-storm.js';
-import { type BenchResults, evaluateTargets, historiesOf, renderMarkdown, renderTable, type StormRow } from './report.js';
+import { type BenchResults, evaluateTargets, historiesOf, renderMarkdown, renderTable, SETTLE_S, type StormRow } from './report.js';
 import { sleep } from './stats.js';
 import { MIB, stateHandover, stateThroughput } from './state.js';
 import { restartStorm } from './storm.js';
@@ -63,7 +63,7 @@ const PHASE_KEYS: Record<Phase, (keyof BenchResults)[]> = {
   'hot-restart': ['hot_restart'],
   state: ['state_handover', 'state_throughput'],
   'first-start': ['first_start'],
-  storm: ['storms', 'sql_floor_pglite', 'sql_floor_postgres'],
+  storm: ['storms', 'sql_floor_pglite', 'sql_floor_postgres', 'protocol_sql_pglite', 'protocol_sql_postgres'],
   'real-storm': ['real_storms'],
   floors: ['http_floor'],
 };
@@ -277,6 +277,8 @@ async function main(): Promise<number> {
           row.rss_idle_mib = g.rss();
           row.result = await restartStorm(g, { count: SIZES.stormGateways, concurrency: SIZES.stormConcurrency });
           row.rss_after_mib = g.rss();
+          await sleep(SETTLE_S * 1000);
+          row.rss_settled_mib = g.rss();
           say(
             `   all reclaimed in ${row.result.total_ms.toFixed(0)} ms, ${row.result.calls_per_second.toFixed(0)} calls/s, lost ${row.result.lost}; ${historiesOf(row.result)}`,
           );
@@ -285,9 +287,13 @@ async function main(): Promise<number> {
         }
       });
     }
-    await phase('4. SQL floor: single-row UPDATE … RETURNING', async () => {
+    await phase("4. SQL floor: single-row UPDATE … RETURNING, and the protocol's statements alone", async () => {
       results.sql_floor_pglite = await sqlFloorPglite(SIZES.sqlMs);
-      if (pgVersion) results.sql_floor_postgres = await sqlFloorPostgres(pgUrl, SIZES.sqlMs);
+      results.protocol_sql_pglite = await protocolStatementRate({ kind: 'pglite' }, SIZES.sqlMs);
+      if (pgVersion) {
+        results.sql_floor_postgres = await sqlFloorPostgres(pgUrl, SIZES.sqlMs);
+        results.protocol_sql_postgres = await protocolStatementRate({ kind: 'postgres', url: pgUrl }, SIZES.sqlMs);
+      }
     });
   }
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `ganymede serve | gateway add | token user | token admin | status`. Operators' commands talk to a running server
  * over HTTP with an admin token (GANYMEDE_ADMIN_TOKEN, or one minted from the signing key: the embedded database

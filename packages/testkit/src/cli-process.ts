@@ -5,13 +5,13 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from './clis.js';
+import { nodeFlagsOf, REPO_ROOT } from './clis.js';
 import { type LoggedProcess, type SpawnLoggedOptions, spawnLogged } from './logged-process.js';
 
 /** The command line that runs `bundle` with `args`; throws if the bundle is not built. */
 export function cliCommand(bundle: string, args: readonly string[] = []): { file: string; args: string[] } {
   if (!existsSync(bundle)) throw new Error(`${bundle} is not built: run \`pnpm build\``);
-  return { file: process.execPath, args: [bundle, ...args] };
+  return { file: process.execPath, args: [...nodeFlagsOf(bundle), bundle, ...args] };
 }
 
 /** A CLI as a child process, in the repository's root unless `options.cwd` says otherwise. */

@@ -9,11 +9,24 @@ import { fileURLToPath } from 'node:url';
 /** The repository's root, with a trailing slash. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** Each CLI's source (`entry`) and bundle, relative to the repository's root. */
+/**
+ * Each CLI's source (`entry`) and bundle, relative to the repository's root, and the flags node runs it with: the
+ * build writes them into the bundle's first line (`#!/usr/bin/env -S node …`), and the tests run it with them.
+ * Ganymede's young generation is capped at 2 MiB a semi-space (V8's default grows it to 16 MiB under load and keeps
+ * it): a storm then leaves it about 30 MiB smaller, at no cost in calls per second (BENCHMARKS.md).
+ */
 export const CLIS = {
-  ganymede: { entry: 'packages/app-ganymede/src/cli.ts', bundle: 'packages/app-ganymede/dist/bin/ganymede.mjs' },
-  gateway: { entry: 'packages/app-gateway/src/cli.ts', bundle: 'packages/app-gateway/dist/bin/gateway.mjs' },
+  ganymede: {
+    entry: 'packages/app-ganymede/src/cli.ts',
+    bundle: 'packages/app-ganymede/dist/bin/ganymede.mjs',
+    nodeFlags: ['--max-semi-space-size=2'],
+  },
+  gateway: { entry: 'packages/app-gateway/src/cli.ts', bundle: 'packages/app-gateway/dist/bin/gateway.mjs', nodeFlags: [] },
 } as const;
+
+/** The node flags a bundle runs with (`CLIS`), by its absolute path. */
+export const nodeFlagsOf = (bundle: string): readonly string[] =>
+  Object.values(CLIS).find((cli) => `${REPO_ROOT}${cli.bundle}` === bundle)?.nodeFlags ?? [];
 
 /** The bundles' absolute paths: what `node` runs. */
 export const GANYMEDE_CLI = `${REPO_ROOT}${CLIS.ganymede.bundle}`;
