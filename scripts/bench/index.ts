@@ -8,6 +8,8 @@
  *   pnpm bench --only state --merge          (measure those phases again and put their figures into the saved
  *                                            BENCHMARKS.json, keeping the others; BENCHMARKS.md says which were)
  *   pnpm bench --render BENCHMARKS.json     (write BENCHMARKS.md again from saved figures, e.g. after editing analysis.md)
+ *   pnpm bench --only real-storm --cpu-hog 2 (N busy processes spinning for the whole run, as a loaded machine:
+ *                                            how the storms fare when the cores are not theirs; the report says so)
  *   pnpm bench --only storm --profile DIR   (the storms' Ganymede processes write V8 CPU profiles into DIR, one per
  *                                            process, for Chrome DevTools or `pnpm tsx scripts/bench/profile-top.ts DIR`)
  *
@@ -20,14 +22,14 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { redactUrl } from '@ganymede/testkit';
+import { redactUrl, spawnLogged } from '@ganymede/testkit';
 import { bareFastify, protocolStatementRate, sqlFloorPglite, sqlFloorPostgres } from './floors.js';
 import { type Backend, backendLabel, probePostgres, startBenchGanymede } from './ganymede.js';
 import { firstStart } from './first-start.js';
 import { handoverTime } from './handover.js';
 import { hotRestart } from './hot-restart.js';
 import { machine } from './machine.js';
-import { killAll } from './processes.js';
+import { killAll, track } from './processes.js';
 import { realStorm } from './real-storm.js';
 import { type BenchResults, evaluateTargets, historiesOf, renderMarkdown, renderTable, SETTLE_S, type StormRow } from './report.js';
 import { sleep } from './stats.js';
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     render: { type: 'string' },
     merge: { type: 'boolean', default: false },
     profile: { type: 'string' },
+    'cpu-hog': { type: 'string', default: '0' },
   },
 });
 const only = new Set((values.only?.split(',') ?? PHASES) as Phase[]);
@@ -148,6 +151,12 @@ async function main(): Promise<number> {
     memory: {},
   };
   say(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gib} GiB, Node ${results.machine.node}`);
+  const hogs = Number(values['cpu-hog']);
+  if (hogs > 0) {
+    results.cpu_hogs = hogs;
+    for (let i = 0; i < hogs; i++) track(spawnLogged(process.execPath, ['-e', 'for (;;) {}']));
+    say(`${hogs} busy process(es) spinning for the whole run`);
+  }
   say(pgVersion ? `PostgreSQL ${pgVersion} at ${redactUrl(pgUrl)}` : `no PostgreSQL at ${redactUrl(pgUrl)}: its rows are skipped`);
   const backends: Backend[] = [
     { kind: 'pglite' },

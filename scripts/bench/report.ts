@@ -59,6 +59,8 @@ export interface BenchResults {
   duration_s?: number;
   targets?: Target[];
   /** Phases measured again later (`pnpm bench --only … --merge`), their figures replacing the first run's. */
+  /** Busy processes spinning through the run (`--cpu-hog`): a loaded machine on purpose. */
+  cpu_hogs?: number;
   remeasured?: { phases: string[]; date: string; load_average_at_start: number[]; duration_s: number }[];
 }
 
@@ -497,7 +499,7 @@ these machines are noisy, so compare the ratios, not absolute times across runs.
 | Node | ${m.node} |
 | PostgreSQL | ${m.postgres ?? 'none reachable: its rows are skipped'} |
 | load average at the start (1, 5, 15 min) | ${m.load_average_at_start.join(', ')} |
-| date | ${m.date} |
+${r.cpu_hogs ? `| loaded on purpose | ${r.cpu_hogs} busy process(es) spinning through the run (\`--cpu-hog\`) |\n` : ''}| date | ${m.date} |
 ${(r.remeasured ?? []).map((again) => `| measured again: ${again.phases.join(', ')} | ${again.date}, load average ${again.load_average_at_start.join(', ')}, ${fmt(again.duration_s)} s |\n`).join('')}
 ## Results
 
