@@ -24,7 +24,10 @@ const thirdPartyExternal: Plugin = {
 
 export async function buildClis(): Promise<void> {
   await Promise.all([
-    buildSeed().then((built) => built && console.log('built the embedded database seed (initdb, once per PGlite version)')),
+    buildSeed().then(
+      (built) =>
+        built && console.log('built the embedded database seed (initdb and the migrations, once per PGlite version and set of migrations)'),
+    ),
     ...Object.values(CLIS).map(({ entry, bundle, nodeFlags }) =>
       build({
         entryPoints: [`${REPO_ROOT}${entry}`],

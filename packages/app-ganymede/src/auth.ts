@@ -49,7 +49,7 @@ export const TOKEN_TTL: Record<TokenType, string> = {
 };
 
 /** A token's life as the CLI and TOKEN_TTL write it: a whole number of seconds, minutes, hours or days. */
-export const TTL_PATTERN = /^(-?[0-9]+)(s|m|h|d)$/;
+const TTL_PATTERN = /^(-?[0-9]+)(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
 
 function ttlSeconds(ttl: string): number {
@@ -95,8 +95,8 @@ export class Tokens {
   }
 
   /**
-   * A token with these claims, good for `ttl`. Remembered as verified: the claims are this server's own, so the
-   * token's first use (an organization token's /gateway/restart, say) costs no verification either.
+   * A token with these claims, good for `ttl`. Remembered as verified, so that its first use (an organization
+   * token's /gateway/restart, say) costs no verification either.
    */
   async sign(claims: Claims, ttl: string = TOKEN_TTL[claims.typ]): Promise<string> {
     const iat = Math.floor(Date.now() / 1000);
@@ -104,7 +104,9 @@ export class Tokens {
     const token = compactJws(HS256_HEADER, { ...claims, iss: ISSUER, iat, exp }, (input) =>
       createHmac('sha256', this.key).update(input).digest(),
     );
-    this.remember(token, { claims, exp });
+    // Remembered as `verify` would find them: parsed by the schema (a copy, and never claims it would refuse).
+    const parsed = ClaimsSchema.safeParse(claims);
+    if (parsed.success) this.remember(token, { claims: parsed.data, exp });
     return token;
   }
 

@@ -13,7 +13,8 @@ interface Migration {
   sql: string;
 }
 
-async function loadMigrations(): Promise<Migration[]> {
+/** Every migration file, in order. */
+export async function loadMigrations(): Promise<Migration[]> {
   const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
   return Promise.all(
     files.map(async (name) => ({

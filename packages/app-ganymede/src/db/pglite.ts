@@ -21,6 +21,11 @@ export async function openPglite(dataDir?: string): Promise<Database> {
     await lock?.release();
     throw error;
   }
+  return pgliteDatabase(db, origin, () => lock?.release());
+}
+
+/** The database door over an open PGlite; `release` runs once it is closed (the data directory's lock). */
+export function pgliteDatabase(db: PGlite, origin?: DataDirOrigin, release?: () => Promise<void> | undefined): Database {
   const prepared = preparedStatements(db);
   return {
     kind: 'pglite',
@@ -37,7 +42,7 @@ export async function openPglite(dataDir?: string): Promise<Database> {
       try {
         await db.close();
       } finally {
-        await lock?.release();
+        await release?.();
       }
     },
   };
