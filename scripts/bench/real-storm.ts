@@ -60,6 +60,10 @@ interface Member {
   organizationId?: string;
 }
 
+/** A child's exit in a story: its code or signal (a successor that exits on its own says why here). */
+const exitOf = (l: Record<string, unknown>) =>
+  l.event === 'child_exited' ? ` (${l.signal ? String(l.signal) : `code ${String(l.code)}`})` : '';
+
 export async function realStorm(g: BenchGanymede, options: { count: number; timeoutMs: number }): Promise<RealStormResult> {
   const root = await mkdtemp(join(tmpdir(), 'gateway-storm-'));
   const members: Member[] = [];
@@ -145,7 +149,7 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       if (failed.length || !Number.isFinite(completed[i])) {
         const story = lines
           .filter((l) => EVENTS.has(String(l.event)))
-          .map((l) => `${String(l.event)}${l.epoch !== undefined ? ` ${JSON.stringify(l.epoch)}` : ''}`)
+          .map((l) => `${String(l.event)}${l.epoch !== undefined ? ` ${JSON.stringify(l.epoch)}` : ''}${exitOf(l)}`)
           .join(' → ');
         troubled.set(story, (troubled.get(story) ?? 0) + 1);
       }
