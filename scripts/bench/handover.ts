@@ -44,8 +44,7 @@ export interface HandoverResult {
 /** The stages of `stages_ms`, in order, with what each is. */
 export const HANDOVER_STAGES: [key: string, what: string][] = [
   ['prepare', "signal → successor started (the old process's /gateway/restart, then the spawn)"],
-  ['boot', 'started → /gateway/config answered (node, the gateway bundle, one call)'],
-  ['reclaim', 'config → reclaimed at epoch + 1 (/gateway/ready)'],
+  ['boot', 'started → reclaimed at epoch + 1 (node, the gateway bundle, /gateway/reclaim)'],
   ['drain', 'reclaimed → the old process stops accepting (ready, drain, draining over IPC)'],
   ['accept', 'stops accepting → the successor accepts (handover_complete)'],
   ['answer', "accepts → the organization's next request answered by the successor (poll)"],
@@ -147,14 +146,12 @@ export async function handoverTime(g: BenchGanymede, options: { restarts: number
         const to = next.served.pid;
         const line = (match: (l: LogRecord) => boolean) => supervised.waitForLog(match, { from, timeoutMs: 10_000 }).catch(() => undefined);
         const started = logTime(await line((l) => l.event === 'child_started' && l.child_pid === to));
-        const configured = logTime(await line((l) => l.event === 'config' && l.pid === to));
         const reclaimed = logTime(await line((l) => l.event === 'reclaimed' && l.pid === to));
         const draining = logTime(await line((l) => l.event === 'draining' && l.pid === old.pid));
         const complete = logTime(await line((l) => l.event === 'handover_complete' && l.to_pid === to));
         const exited = logTime(await line((l) => l.event === 'child_exited' && l.child_pid === old.pid));
         stages.prepare!.push(started - wallAtSignal);
-        stages.boot!.push(configured - started);
-        stages.reclaim!.push(reclaimed - configured);
+        stages.boot!.push(reclaimed - started);
         stages.drain!.push(draining - reclaimed);
         stages.accept!.push(complete - draining);
         stages.answer!.push(wallServed - complete);

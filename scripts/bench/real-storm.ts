@@ -62,7 +62,7 @@ interface Member {
 
 /** A child's exit in a story: its code or signal (a successor that exits on its own says why here). */
 const exitOf = (l: Record<string, unknown>) =>
-  l.event === 'child_exited' ? ` (${l.signal ? String(l.signal) : `code ${String(l.code)}`})` : '';
+  l.event === 'child_exited' ? ` (${typeof l.signal === 'string' ? l.signal : `code ${JSON.stringify(l.code)}`})` : '';
 
 export async function realStorm(g: BenchGanymede, options: { count: number; timeoutMs: number }): Promise<RealStormResult> {
   const root = await mkdtemp(join(tmpdir(), 'gateway-storm-'));
