@@ -44,6 +44,8 @@ export interface ModelAllocation {
   epoch: number;
   /** The instance of the process that last claimed it (null: none yet, or an older gateway). */
   holder: string | null;
+  /** The holder before it, set whenever the holder changes: its claim is a take-back (not a crash). */
+  previousHolder: string | null;
   claimed: boolean;
   restartReason: RestartReason | null;
   /** Set while restarting: the deadline (microseconds since the epoch, or the string 'pending' until seen) and whether it passed. */
@@ -231,6 +233,7 @@ export class AllocationModel {
       state: 'active',
       epoch: 1,
       holder: null,
+      previousHolder: null,
       claimed: false,
       restartReason: null,
       deadline: null,
@@ -266,17 +269,26 @@ export class AllocationModel {
     if (a.gateway !== g) return { kind: 'forbidden' };
     if (a.state === 'ended') return { kind: 'ended' };
     const claim =
-      a.state === 'restarting' ? 'restart' : !a.claimed ? 'first' : instance !== null && a.holder === instance ? 'repeat' : 'crash';
+      a.state === 'restarting'
+        ? 'restart'
+        : !a.claimed
+          ? 'first'
+          : instance !== null && a.holder === instance
+            ? 'repeat'
+            : instance !== null && a.previousHolder === instance
+              ? 'takeback'
+              : 'crash';
     if (claim === 'crash' && a.recentCrashes + 1 >= POLICY.crashLoopLimit) {
       this.end(a, 'crash_loop', 'crash_loop');
       this.leavesPool(a.gateway, false);
       return { kind: 'crash_loop', allocation: this.view(a) };
     }
-    const reclaimed = claim === 'restart' || claim === 'crash';
+    const reclaimed = claim === 'restart' || claim === 'crash' || claim === 'takeback';
     if (reclaimed) a.epoch += 1;
     a.state = 'active';
     a.deadline = null;
     a.restartReason = null;
+    if (a.holder !== instance) a.previousHolder = a.holder;
     a.holder = instance;
     a.claimed = true;
     if (reclaimed) this.record(a, 'reclaimed', claim);

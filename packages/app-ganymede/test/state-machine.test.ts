@@ -19,7 +19,7 @@ import {
   withdrawRestart,
 } from '../src/sql/transitions.js';
 import { addGateway, poolStatus } from '../src/sql/gateways.js';
-import { expireLeases } from '../src/sql/liveness.js';
+import { DEFAULT_LIVENESS, expireLeases } from '../src/sql/liveness.js';
 import { PG_ERRORS } from '../src/errors.js';
 import { onPostgres } from './database.js';
 import { openMigratedDatabase, snapshotOf, truncateAll } from './support.js';
@@ -475,6 +475,31 @@ describe('withdrawRestart', () => {
       expect(kinds).toEqual(['allocated@1', 'restart_requested@1', 'reclaimed@2']);
     }
     expect(await allocationRow(a.id)).toMatchObject({ state: 'active', epoch: 2, holder_instance: successor });
+  });
+
+  it("the old process takes back what its killed successor reclaimed: a 'takeback' reclaim, never a crash loop", async () => {
+    const a = await claimed();
+    const old = a.instanceId;
+    // More handovers than the crash-loop limit, each failing the same way: the successor reclaims, is killed, and
+    // the old process, which served throughout, claims the allocation back.
+    const tries = DEFAULT_LIVENESS.crashLoopLimit + 2;
+    for (let i = 0; i < tries; i++) {
+      const epoch = 1 + 2 * i;
+      expect(await requestRestart(db, a.id, epoch, 'reload', 60)).toMatchObject({ kind: 'ok' });
+      const successor = await ready(db, a.gatewayId, a.id, randomUUID());
+      expect(successor).toMatchObject({ kind: 'ok', reclaimed: true, reclaim: { reason: 'restart' }, allocation: { epoch: epoch + 1 } });
+      const takeback = await ready(db, a.gatewayId, a.id, old);
+      expect(takeback).toMatchObject({ kind: 'ok', reclaimed: true, reclaim: { reason: 'takeback' }, allocation: { epoch: epoch + 2 } });
+    }
+    expect(await allocationRow(a.id)).toMatchObject({ state: 'active', epoch: 1 + 2 * tries, holder_instance: old, crash_reclaims: 0 });
+    expect((await audit(a.id)).filter((e) => e.kind === 'reclaimed').map((e) => e.reason)).toEqual(
+      Array.from({ length: tries }, () => ['restart', 'takeback']).flat(),
+    );
+    // A process that never held it is still a crash, and enough of them still end it.
+    for (let i = 1; i < DEFAULT_LIVENESS.crashLoopLimit; i++) {
+      expect(await ready(db, a.gatewayId, a.id, randomUUID())).toMatchObject({ kind: 'ok', reclaim: { reason: 'crash' } });
+    }
+    expect(await ready(db, a.gatewayId, a.id, randomUUID())).toMatchObject({ kind: 'crash_loop' });
   });
 });
 

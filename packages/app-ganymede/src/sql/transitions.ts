@@ -102,8 +102,14 @@ export async function anyGatewayFree(db: Queryable): Promise<boolean> {
   return rows[0]?.free === true;
 }
 
-/** Why an allocation was reclaimed (its audit reason), and for a restart how long after it was asked for. */
-export type ReclaimReason = 'restart' | 'crash';
+/**
+ * Why an allocation was reclaimed (its audit reason), and for a restart how long after it was asked for. A
+ * `takeback` is a claim by the process that held it before its current holder: after a hot restart whose successor
+ * reclaimed it and was then killed, the old process takes it back. Only a `crash` counts toward the crash loop.
+ */
+export type ReclaimReason = 'restart' | 'crash' | 'takeback';
+/** The claims that are reclaims (epoch + 1, audited `reclaimed` with the claim as reason), as SQL. */
+const RECLAIMS = `('restart', 'crash', 'takeback')`;
 export interface Reclaim {
   reason: ReclaimReason;
   /** restart_requested → reclaimed, in the database's clock; null for a crash reclaim. */
@@ -122,6 +128,8 @@ export type ReadyResult =
  * A gateway process says it is up. With an allocation id it claims that allocation:
  * - the first process to claim an active allocation keeps epoch 1;
  * - leaving `restarting` is always a reclaim (epoch + 1, audited with reason `restart`);
+ * - the process that held it before its current holder taking it back is a reclaim with reason `takeback` (a hot
+ *   restart's successor reclaimed it and was killed; the old process served on): not a crash (migration 007);
  * - another process taking over an active allocation means the previous one died: a reclaim with reason
  *   `crash`, unless it is the `crashLoopLimit`-th within the window: then the allocation ends (`crash_loop`);
  * - the same process (same instance id) repeating itself changes nothing (not even `updated_at`, or its
@@ -175,13 +183,14 @@ async function claim(
 ): Promise<ReadyResult> {
   const { rows } = await db.query(
     `WITH cur AS (
-       SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance, a.crash_reclaims FROM allocations a
+       SELECT a.id, a.gateway_id, a.state, a.claimed_at, a.holder_instance, a.previous_holder, a.crash_reclaims FROM allocations a
        WHERE a.id = coalesce($2::uuid, (SELECT l.id FROM allocations l WHERE $8 AND l.gateway_id = $1 AND l.state <> 'ended'))
        FOR UPDATE
      ), mine AS (
        SELECT cur.*, CASE WHEN cur.state = 'restarting' THEN 'restart'
                           WHEN cur.claimed_at IS NULL THEN 'first'
                           WHEN $3::uuid IS NOT NULL AND cur.holder_instance = $3::uuid THEN 'repeat'
+                          WHEN $3::uuid IS NOT NULL AND cur.previous_holder = $3::uuid THEN 'takeback'
                           ELSE 'crash' END AS claim
        FROM cur WHERE cur.gateway_id = $1 AND cur.state <> 'ended'
      ), looping AS (
@@ -194,10 +203,11 @@ async function claim(
          + mine.crash_reclaims - coalesce((SELECT s.crash_reclaims FROM allocations s WHERE s.id = mine.id), 0) >= $4
      ), upd AS (
        UPDATE allocations a SET
-         epoch = CASE WHEN mine.claim IN ('restart', 'crash') THEN a.epoch + 1 ELSE a.epoch END,
+         epoch = CASE WHEN mine.claim IN ${RECLAIMS} THEN a.epoch + 1 ELSE a.epoch END,
          crash_reclaims = CASE WHEN mine.claim = 'crash' THEN a.crash_reclaims + 1 ELSE a.crash_reclaims END,
          state = 'active', restart_deadline = NULL, restart_reason = NULL,
          holder_instance = $3, claimed_at = coalesce(mine.claimed_at, now()),
+         previous_holder = CASE WHEN a.holder_instance IS DISTINCT FROM $3::uuid THEN a.holder_instance ELSE a.previous_holder END,
          updated_at = CASE WHEN mine.claim = 'repeat' THEN a.updated_at ELSE now() END
        FROM mine
        WHERE a.id = mine.id AND NOT EXISTS (SELECT 1 FROM looping)
@@ -217,9 +227,9 @@ async function claim(
          lease_expires_at = CASE WHEN lease_expires_at IS NULL OR $3::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $6) END
        WHERE id = $1 AND (($2::uuid IS NULL AND NOT $8) OR EXISTS (SELECT 1 FROM upd))
        RETURNING id, url, lease_expires_at
-     ), ev AS (${audit(`upd WHERE claim IN ('restart', 'crash')`, 'reclaimed', 'claim')}),
+     ), ev AS (${audit(`upd WHERE claim IN ${RECLAIMS}`, 'reclaimed', 'claim')}),
      ev_loop AS (${audit('loop_ended', 'crash_loop', `'crash_loop'`)})
-     SELECT 'claimed' AS outcome, upd.claim IN ('restart', 'crash') AS reclaimed, gw.lease_expires_at,
+     SELECT 'claimed' AS outcome, upd.claim IN ${RECLAIMS} AS reclaimed, gw.lease_expires_at,
             upd.id AS allocation_id, upd.gateway_id, gw.url AS gateway_url, upd.organization_id, upd.state, upd.epoch,
             upd.restart_deadline, upd.ended_at, upd.ended_reason, upd.updated_at, upd.claim,
             -- For the restart → reclaim histogram, in the database's clock: read here, not by a second statement.
