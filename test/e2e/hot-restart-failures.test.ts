@@ -158,9 +158,13 @@ describe('hot restart failures', () => {
     const { allocationId, whoami } = await allocate(g, p);
     const from = p.proc.logs.length;
     await p.cli('reload');
-    await successorPid(p, from);
+    // The successor is held until the second reload is queued: that reload must land during this handover, however
+    // long the CLI takes to start on a busy machine.
+    const pid = await successorPid(p, from);
+    process.kill(pid, 'SIGSTOP');
     await p.cli('reload');
     await supervisorEvent(p, 'restart_queued', from);
+    process.kill(pid, 'SIGCONT');
     const first = await handedOver(p, from);
     const second = await handedOver(p, p.proc.logs.indexOf(first) + 1);
     expect(second.from_pid).toBe(first.to_pid);
