@@ -68,7 +68,7 @@ describe('hot restart failures', () => {
     const from = p.proc.logs.length;
     await p.cli('reload');
     const withdrawn = await supervisorEvent(p, 'restart_withdrawn', from);
-    // The dead successor had reclaimed at epoch 2; the old child's claim is a crash reclaim at 3.
+    // The dead successor had reclaimed at epoch 2; the old child, its previous holder, takes it back at 3 (not a crash).
     expect(withdrawn).toMatchObject({ child_pid: whoami.pid, epoch: whoami.epoch! + 2 });
     // Served by the old child (later tries of the restart may have moved the epoch on since).
     const served = await gatewayClient(p.gw).serve({ params: { organization_id: organizationId } });
@@ -78,7 +78,7 @@ describe('hot restart failures', () => {
       ['allocated', null, 1],
       ['restart_requested', 'reload', 1],
       ['reclaimed', 'restart', 2],
-      ['reclaimed', 'crash', 3],
+      ['reclaimed', 'takeback', 3],
     ]);
   });
 
