@@ -4,8 +4,8 @@
  * MiB of resident memory. Workspace packages are bundled in; third-party packages stay imports, resolved from the
  * package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
  * the tests build first, so a bundle is never older than its sources. It also makes the embedded database's seed, a
- * data directory initialised once so that a new one needs no initdb at run time (app-ganymede's src/db/seed.ts), once
- * per PGlite version.
+ * data directory initialised and migrated once so that a new one needs no initdb at run time (app-ganymede's
+ * src/db/seed.ts), once per PGlite version and set of migrations.
  */
 import { chmod } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
