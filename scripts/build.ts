@@ -1,8 +1,8 @@
 /**
  * Bundles the two CLIs into plain JavaScript, as they are meant to run: `node <bundle>`, no TypeScript loader
  * (tsx) in the process. That halves a process's start-up (what a restart's blackout mostly is) and saves tens of
- * MiB of resident memory. Workspace packages are bundled in; third-party packages stay imports, resolved from the
- * package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
+ * MiB of resident memory. Workspace packages are bundled in; third-party packages too where the CLI is `selfContained`
+ * (the gateway), else they stay imports, resolved from the package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
  * the tests build first, so a bundle is never older than its sources. It also makes the embedded database's seed, a
  * data directory initialised and migrated once so that a new one needs no initdb at run time (app-ganymede's
  * src/db/seed.ts), once per PGlite version and set of migrations.
@@ -28,18 +28,24 @@ export async function buildClis(): Promise<void> {
       (built) =>
         built && console.log('built the embedded database seed (initdb and the migrations, once per PGlite version and set of migrations)'),
     ),
-    ...Object.values(CLIS).map(({ entry, bundle, nodeFlags }) =>
+    ...Object.values(CLIS).map(({ entry, bundle, nodeFlags, selfContained }) =>
       build({
         entryPoints: [`${REPO_ROOT}${entry}`],
-        // Run as a program, node gets the CLI's flags from this line (`env -S` splits them).
-        banner: { js: nodeFlags.length ? `#!/usr/bin/env -S node ${nodeFlags.join(' ')}` : '#!/usr/bin/env node' },
+        // Run as a program, node gets the CLI's flags from this line (`env -S` splits them). Bundled CommonJS
+        // packages call `require` for Node's own modules, which an ES module must make for them.
+        banner: {
+          js: [
+            nodeFlags.length ? `#!/usr/bin/env -S node ${nodeFlags.join(' ')}` : '#!/usr/bin/env node',
+            ...(selfContained ? ["import { createRequire } from 'node:module';", 'const require = createRequire(import.meta.url);'] : []),
+          ].join('\n'),
+        },
         outfile: `${REPO_ROOT}${bundle}`,
         bundle: true,
         platform: 'node',
         format: 'esm',
         target: 'node20',
         sourcemap: 'linked',
-        plugins: [thirdPartyExternal],
+        plugins: selfContained ? [] : [thirdPartyExternal],
         logLevel: 'warning',
       }).then(() => chmod(`${REPO_ROOT}${bundle}`, 0o755)),
     ),

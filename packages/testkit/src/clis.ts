@@ -14,14 +14,24 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  * build writes them into the bundle's first line (`#!/usr/bin/env -S node …`), and the tests run it with them.
  * Ganymede's young generation is capped at 2 MiB a semi-space (V8's default grows it to 16 MiB under load and keeps
  * it): a storm then leaves it about 30 MiB smaller, at no cost in calls per second (BENCHMARKS.md).
+ *
+ * `selfContained`: third-party packages are bundled in too. A gateway's start is what every hot restart pays, and
+ * resolving and loading some 400 modules from node_modules was 40% of its CPU (670 → 420 ms, BENCHMARKS.md).
+ * Ganymede keeps them as imports: PGlite loads its WebAssembly and data files from its own package's folder.
  */
 export const CLIS = {
   ganymede: {
     entry: 'packages/app-ganymede/src/cli.ts',
     bundle: 'packages/app-ganymede/dist/bin/ganymede.mjs',
     nodeFlags: ['--max-semi-space-size=2'],
+    selfContained: false,
   },
-  gateway: { entry: 'packages/app-gateway/src/cli.ts', bundle: 'packages/app-gateway/dist/bin/gateway.mjs', nodeFlags: [] },
+  gateway: {
+    entry: 'packages/app-gateway/src/cli.ts',
+    bundle: 'packages/app-gateway/dist/bin/gateway.mjs',
+    nodeFlags: [],
+    selfContained: true,
+  },
 } as const;
 
 /** The node flags a bundle runs with (`CLIS`), by its absolute path. */
