@@ -22,7 +22,7 @@ import { findFreePort, type GatewayChild, type LogRecord, logTime, spawnGatewayC
 import { Pool } from 'undici';
 import { gatewayColdStart } from './floors.js';
 import type { BenchGanymede } from './ganymede.js';
-import { rssMiB } from './machine.js';
+import { cpuMs, rssMiB } from './machine.js';
 import { track } from './processes.js';
 import { sleep, type Summary, summarize } from './stats.js';
 
@@ -31,6 +31,8 @@ export interface HandoverResult {
   /** Signal → the first answer by the successor (the old process serves meanwhile). */
   handover_ms: Summary;
   floor_ms: Summary;
+  /** The successor's CPU time by `handover_complete` (its whole boot, one handover alone on the machine); absent in older runs. */
+  successor_cpu_ms?: Summary;
   /** Median of each stage of a handover, from the gateway's and supervisor's own log lines (ms); see HANDOVER_STAGES. */
   stages_ms: Record<string, number>;
   /** Restarts after which the organization was served by another allocation or epoch than expected. */
@@ -124,6 +126,7 @@ export async function handoverTime(g: BenchGanymede, options: { restarts: number
     const route = servePoller(`http://127.0.0.1:${port}`, organizationId);
     const handovers: number[] = [];
     const floors: number[] = [];
+    const successorCpu: number[] = [];
     const stages: Record<string, number[]> = Object.fromEntries(HANDOVER_STAGES.map(([key]) => [key, []]));
     let wrong = 0;
     let gatewayRss = Number.NaN;
@@ -149,6 +152,7 @@ export async function handoverTime(g: BenchGanymede, options: { restarts: number
         const reclaimed = logTime(await line((l) => l.event === 'reclaimed' && l.pid === to));
         const draining = logTime(await line((l) => l.event === 'draining' && l.pid === old.pid));
         const complete = logTime(await line((l) => l.event === 'handover_complete' && l.to_pid === to));
+        successorCpu.push(cpuMs(to));
         const exited = logTime(await line((l) => l.event === 'child_exited' && l.child_pid === old.pid));
         stages.prepare!.push(started - wallAtSignal);
         stages.boot!.push(reclaimed - started);
@@ -203,6 +207,7 @@ export async function handoverTime(g: BenchGanymede, options: { restarts: number
         restarts: handovers.length,
         handover_ms: summarize(handovers),
         floor_ms: summarize(floors),
+        successor_cpu_ms: summarize(successorCpu.filter((c) => Number.isFinite(c))),
         stages_ms: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, med(v)])),
         wrong,
         cold: { cycles: colds.length, cold_ms: summarize(colds) },

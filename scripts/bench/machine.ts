@@ -51,6 +51,22 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/** CPU time the whole machine has been busy so far, all cores summed, ms (Linux /proc/stat), or NaN. */
+export function machineBusyMs(): number {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal …: all but idle and iowait.
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS_PER_SECOND) * 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** CPU time used so far by every process named `name` on this machine (e.g. the PostgreSQL server's), ms. */
 export function cpuMsOfCommand(name: string): number {
   let total = 0;

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { findFreePort, type GatewayChild, spawnGatewayChild } from '@ganymede/testkit';
 import type { BenchGanymede } from './ganymede.js';
 import { countDoubleAllocations, countHistory, type Histories, noHistories, trailOf } from './histories.js';
-import { rssMiB } from './machine.js';
+import { cpuMs, machineBusyMs, rssMiB } from './machine.js';
 import { track } from './processes.js';
 import { mapLimit, sleep, type Summary, summarize } from './stats.js';
 
@@ -47,6 +47,12 @@ export interface RealStormResult {
   /** The audit trail of each lost allocation (kind, epoch, reason), and how it ended. */
   lost_trails?: string[];
   setup_ms: number;
+  /**
+   * Where the storm's CPU went, from the signal until every handover completed (absent in runs before it was
+   * recorded): each successor's CPU by then (its whole boot), all successors', the supervisors', Ganymede's, and
+   * the machine's (all cores; what the old processes, PostgreSQL and the benchmark itself used is the rest).
+   */
+  cpu?: { successor_ms: Summary; successors_s: number; supervisors_s: number; ganymede_s: number; machine_busy_s: number };
   /** Resident size of one gateway process and one supervisor, MiB (after the storm). */
   gateway_rss_mib: number;
   supervisor_rss_mib: number;
@@ -109,6 +115,10 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
     // The storm: every supervisor signalled at once.
     const from = members.map((m) => m.proc.logs.length);
     await Promise.all(members.map((m) => writeFile(m.marker, 'reload\n')));
+    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+    const supervisors = members.map((m) => m.proc.pid);
+    const ganymedes = g.replicas.map((r) => r.proc.pid);
+    const before = { busy: machineBusyMs(), supervisors: cpuOf(supervisors), ganymede: cpuOf(ganymedes) };
     const t0 = performance.now();
     for (const m of members) m.proc.signal('SIGHUP');
     const completed = await Promise.all(
@@ -124,6 +134,18 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
           ),
       ),
     );
+    const successorCpu = members.flatMap((m, i) => {
+      const pid = Number(m.proc.logs.slice(from[i]).findLast((l) => l.event === 'handover_complete')?.to_pid);
+      const used = cpuMs(pid);
+      return Number.isFinite(used) ? [used] : [];
+    });
+    const cpu = {
+      successor_ms: summarize(successorCpu),
+      successors_s: successorCpu.reduce((a, b) => a + b, 0) / 1000,
+      supervisors_s: (cpuOf(supervisors) - before.supervisors) / 1000,
+      ganymede_s: (cpuOf(ganymedes) - before.ganymede) / 1000,
+      machine_busy_s: (machineBusyMs() - before.busy) / 1000,
+    };
     const done = completed.filter((t) => Number.isFinite(t));
     const failures: Record<string, number> = {};
     const EVENTS = new Set([
@@ -191,6 +213,7 @@ export async function realStorm(g: BenchGanymede, options: { count: number; time
       ...(lostTrails.length ? { lost_trails: lostTrails } : {}),
       ...(troubled.size ? { retried_lines: [...troubled].map(([lines, gateways]) => ({ gateways, lines })) } : {}),
       setup_ms,
+      cpu,
       gateway_rss_mib: rssMiB(childPid),
       supervisor_rss_mib: rssMiB(last.proc.pid),
     };

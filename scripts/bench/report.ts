@@ -405,6 +405,15 @@ function rows(r: BenchResults): string[][] {
       startMs === undefined ? '' : x(s.total_ms / cpuFloor),
     ]);
     out.push([`${label}: audit histories by kind`, historiesOf(s), '', '']);
+    if (s.cpu) {
+      const c = s.cpu;
+      out.push([
+        `${label}: CPU until all handed over: a successor p50 / p99; all successors, supervisors, Ganymede; the machine`,
+        `${ms(c.successor_ms.median)} / ${ms(c.successor_ms.p99)}; ${c.successors_s.toFixed(1)} s, ${c.supervisors_s.toFixed(1)} s, ${c.ganymede_s.toFixed(1)} s; ${c.machine_busy_s.toFixed(1)} s`,
+        b?.successor_cpu_ms === undefined ? '' : `a successor's CPU in one handover: ${ms(b.successor_cpu_ms.median)}`,
+        b?.successor_cpu_ms === undefined ? '' : x(c.successor_ms.median / b.successor_cpu_ms.median),
+      ]);
+    }
   }
   for (const row of r.storms.filter((row) => row.rss_idle_mib)) {
     const first = row.rss_first_start_mib === undefined ? '' : `first start (from the seed) ${mib(row.rss_first_start_mib)}, `;

@@ -13,7 +13,10 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  * Each CLI's source (`entry`) and bundle, relative to the repository's root, and the flags node runs it with: the
  * build writes them into the bundle's first line (`#!/usr/bin/env -S node …`), and the tests run it with them.
  * Ganymede's young generation is capped at 2 MiB a semi-space (V8's default grows it to 16 MiB under load and keeps
- * it): a storm then leaves it about 30 MiB smaller, at no cost in calls per second (BENCHMARKS.md).
+ * it): a storm then leaves it about 30 MiB smaller, at no cost in calls per second (BENCHMARKS.md). The gateway's
+ * WebAssembly (undici's HTTP parser, for its few calls to Ganymede) is compiled lazily by V8's baseline compiler
+ * alone: the optimising compile ran on a background thread after every start, about 200 ms of CPU, half again a
+ * boot's own, which a restart storm pays 50 times over (BENCHMARKS.md).
  *
  * `selfContained`: third-party packages are bundled in too. A gateway's start is what every hot restart pays, and
  * resolving and loading some 400 modules from node_modules was 40% of its CPU (670 → 420 ms, BENCHMARKS.md).
@@ -29,7 +32,7 @@ export const CLIS = {
   gateway: {
     entry: 'packages/app-gateway/src/cli.ts',
     bundle: 'packages/app-gateway/dist/bin/gateway.mjs',
-    nodeFlags: [],
+    nodeFlags: ['--liftoff-only', '--wasm-lazy-compilation'],
     selfContained: true,
   },
 } as const;
