@@ -1,11 +1,12 @@
 /**
  * Bundles the two CLIs into plain JavaScript, as they are meant to run: `node <bundle>`, no TypeScript loader
  * (tsx) in the process. That halves a process's start-up (what a restart's blackout mostly is) and saves tens of
- * MiB of resident memory. Workspace packages are bundled in; third-party packages too where the CLI is `selfContained`
- * (the gateway), else they stay imports, resolved from the package's own node_modules. `pnpm build` runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and
- * the tests build first, so a bundle is never older than its sources. It also makes the embedded database's seed, a
- * data directory initialised and migrated once so that a new one needs no initdb at run time (app-ganymede's
- * src/db/seed.ts), once per PGlite version and set of migrations.
+ * MiB of resident memory. Workspace packages are bundled in; third-party packages too where the CLI is
+ * `selfContained` (the gateway), else they stay imports, resolved from the package's own node_modules. `pnpm build`
+ * runs it; the demo, the benchmark, `pnpm ganymede`, `pnpm gateway` and the tests build first, so a bundle is never
+ * older than its sources. It also makes the embedded database's seed, a data directory initialised and migrated
+ * once so that a new one needs no initdb at run time (app-ganymede's src/db/seed.ts), once per PGlite version and
+ * set of migrations.
  */
 import { chmod } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';

@@ -19,7 +19,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  * boot's own, which a restart storm pays 50 times over (BENCHMARKS.md).
  *
  * `selfContained`: third-party packages are bundled in too. A gateway's start is what every hot restart pays, and
- * resolving and loading some 400 modules from node_modules was 40% of its CPU (670 → 420 ms, BENCHMARKS.md).
+ * resolving and loading some 400 modules from node_modules was 40% of its CPU (670 → about 400 ms, BENCHMARKS.md).
  * Ganymede keeps them as imports: PGlite loads its WebAssembly and data files from its own package's folder.
  */
 export const CLIS = {
