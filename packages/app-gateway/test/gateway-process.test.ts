@@ -3,12 +3,14 @@
  * each shutdown signal and what it tells Ganymede, exit codes, deadlines. Every wait is on an event
  * (a call reaching the fake, a log line, the process's exit), never a fixed sleep.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { GATEWAY_CLI } from '@ganymede/testkit/clis';
 import { type GatewayChild, spawnGatewayChild } from '@ganymede/testkit/gateway-process';
+import { spawnLogged } from '@ganymede/testkit/logged-process';
 import {
   ALLOCATION,
   allocationAnswers,
@@ -84,6 +86,26 @@ describe('gateway run', () => {
     const res = await request(`http://127.0.0.1:${port}/orgs/${ORG}`);
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toMatchObject({ organization_id: ORG, allocation_id: ALLOCATION, epoch: 3, pid: gateway.pid });
+  });
+
+  it('its bundle is one file: copied alone into an empty directory and run as a program, it reclaims and serves', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-alone-'));
+    const program = join(dir, 'gateway.mjs');
+    copyFileSync(GATEWAY_CLI, program); // executable: the copy keeps the mode
+    const fake = await startFakeGanymede(allocationAnswers({ allocated: true, epoch: 2 }).answers);
+    const env = { GATEWAY_ID, GATEWAY_TOKEN, GANYMEDE_URL: fake.url, GATEWAY_PORT: '0', GATEWAY_RUN_DIR: dir };
+    const gateway = spawnLogged(program, ['run'], { env, cwd: dir });
+    cleanups.push(async () => {
+      await gateway.kill();
+      await fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const serving = await gateway.waitForLog((r) => r.event === 'serving');
+    expect(serving).toMatchObject({ organization_id: ORG, allocation_id: ALLOCATION, epoch: 3 });
+    const { port } = await gateway.waitForLog((r) => r.event === 'listening' && typeof r.port === 'number');
+    const res = await request(`http://127.0.0.1:${String(port)}/orgs/${ORG}`);
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.json()).toMatchObject({ organization_id: ORG, epoch: 3, pid: gateway.pid });
   });
 
   it('SIGHUP: exactly one /gateway/restart (reason reload, its epoch, the organization token), no /stop, exit 75', async () => {
